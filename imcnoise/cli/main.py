@@ -1,0 +1,163 @@
+"""``imcnoise`` command line (typer). Thin: parses, validates, calls the library."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Binarized spiking vs. binarized networks on noisy in-memory XNOR arrays.")
+data_app = typer.Typer(no_args_is_help=True, help="Data sets: where they are found, sizes, checksums.")
+app.add_typer(data_app, name="data")
+
+
+def fail(msg: str, code: int = 2):
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _set_threads(threads: Optional[int]):
+    if threads is not None:
+        if threads < 1:
+            fail(f"--threads={threads}: must be >= 1")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@app.command()
+def train(
+    model: str = typer.Option(None, help="bsnn | bnn"),
+    dataset: str = typer.Option(None, help="fashion-mnist | cifar10-jpeg | cifar10 | cifar100"),
+    preset: Optional[str] = typer.Option(None, help="named settings (see --list-presets); flags override"),
+    width: float = typer.Option(None, help="channel width multiplier (1.0 = paper)"),
+    timesteps: int = typer.Option(None, help="time steps T (B-SNN)"),
+    residual: str = typer.Option(None, help="residual schedule: paper | none | '1-3,2-4'"),
+    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), lr: float = typer.Option(None),
+    optimizer: str = typer.Option(None, help="adam | sgd"), schedule: str = typer.Option(None, help="cosine | constant"),
+    weight_decay: float = typer.Option(None), seed: int = typer.Option(None),
+    precision: str = typer.Option(None, help="bf16 (autocast) | fp32"),
+    train_limit: Optional[int] = typer.Option(None, help="use only the first N training images"),
+    eval_limit: Optional[int] = typer.Option(None, help="evaluate on the first N test images"),
+    out: Path = typer.Option(..., help="output directory (checkpoints, model card)"),
+    resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
+    data_dir: Optional[Path] = typer.Option(None, help="directory holding the data set"),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    list_presets: bool = typer.Option(False, help="print the presets and exit"),
+):
+    """Train a B-SNN or BNN (VGG11) and write a compact checkpoint with a model card."""
+    from ..data import DataError
+    from ..training.config import PRESETS, TrainConfig
+    from ..training.loop import train as run_train
+
+    if list_presets:
+        for k, v in PRESETS.items():
+            typer.echo(f"{k}: {json.dumps(v)}")
+        raise typer.Exit()
+    base = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            fail(f"--preset={preset!r}: unknown; choose one of {sorted(PRESETS)}")
+        base = dict(PRESETS[preset])
+    flags = dict(model=model, dataset=dataset, width=width, timesteps=timesteps, residual=residual, epochs=epochs,
+                 batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
+                 seed=seed, precision=precision, train_limit=train_limit, eval_limit=eval_limit)
+    base.update({k: v for k, v in flags.items() if v is not None})
+    _set_threads(threads)
+    try:
+        cfg = TrainConfig(**base)
+        from ..models.topology import parse_schedule
+
+        parse_schedule(cfg.residual)
+        run_train(cfg, out, resume=resume, data_dir=data_dir, command="imcnoise " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    except (ValueError, DataError) as exc:
+        fail(str(exc))
+
+
+@app.command("eval")
+def eval_cmd(
+    checkpoint: Path = typer.Argument(..., help="model.pt written by 'imcnoise train'"),
+    dataset: Optional[str] = typer.Option(None, help="data set (default: the checkpoint's)"),
+    split: str = typer.Option("test"),
+    engine: str = typer.Option("float", help="float (trained model) | xnor (folded integer XNOR engine)"),
+    limit: Optional[int] = typer.Option(None, help="first N images only"),
+    batch_size: int = typer.Option(256),
+    input_seed: int = typer.Option(0, help="Poisson seed of the input spikes"),
+    precision: str = typer.Option("fp32", help="float engine arithmetic: fp32 | fp64"),
+    data_dir: Optional[Path] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the result as JSON"),
+):
+    """Accuracy and per-layer spike rates of a checkpoint (float model or XNOR engine)."""
+    from ..data import DataError, load_dataset
+    from ..models.checkpoint import CheckpointError, read_checkpoint
+
+    _set_threads(threads)
+    if engine not in ("float", "xnor"):
+        fail(f"--engine={engine!r}: must be float or xnor")
+    if batch_size < 1:
+        fail(f"--batch-size={batch_size}: must be >= 1")
+    try:
+        meta = read_checkpoint(checkpoint)
+        name = dataset or meta["data"]["dataset"]
+        data = load_dataset(name, split, data_dir).subset(limit)
+        if engine == "float":
+            from ..models.checkpoint import load_checkpoint
+            from ..training.evaluate import evaluate
+
+            model, _ = load_checkpoint(checkpoint, expect={"num_classes": data.num_classes, "in_channels": data.shape[0]})
+            res = evaluate(model, data, batch_size=batch_size, input_seed=input_seed, precision=precision, progress=True)
+        else:
+            from ..imc.xnor_engine import evaluate_xnor
+            from ..imc.fold import fold_checkpoint
+
+            program = fold_checkpoint(checkpoint)
+            if program.num_classes != data.num_classes or program.in_channels != data.shape[0]:
+                fail(f"checkpoint is for {program.in_channels}-channel images with {program.num_classes} classes; "
+                     f"{name} has {data.shape[0]} channels and {data.num_classes} classes")
+            res = evaluate_xnor(program, data, batch_size=batch_size, input_seed=input_seed, progress=True)
+    except (ValueError, DataError, CheckpointError) as exc:
+        fail(str(exc))
+    typer.echo(f"{engine} engine on {name}/{split} ({res.n} images): accuracy {100 * res.accuracy:.2f} % ({res.correct}/{res.n})")
+    typer.echo("firing rates per layer: " + ", ".join(f"L{k} {v:.4f}" for k, v in res.spike_rates.items()))
+    if json_out:
+        json_out.write_text(json.dumps({"engine": engine, "dataset": name, "split": split, **res.to_dict()}, indent=1))
+
+
+@data_app.command("list")
+def data_list():
+    """Known data sets and whether each is found here."""
+    from ..data import DATASETS
+    from ..data.registry import locate
+
+    for name, info in DATASETS.items():
+        where = locate(name)
+        typer.echo(f"{name:14s} {info.description}\n{'':14s} {where}")
+
+
+@data_app.command("info")
+def data_info(name: str, data_dir: Optional[Path] = typer.Option(None)):
+    """Load a data set and print where it was found, sizes, classes and checksum status."""
+    from ..data import DataError, load_dataset
+
+    try:
+        for split in ("train", "test"):
+            d = load_dataset(name, split, data_dir)
+            c, h, w = d.shape
+            typer.echo(f"{name}/{split}: {len(d)} images {h}x{w}x{c}, {d.num_classes} classes, from {d.source}, checksum: {d.checksum}")
+            typer.echo("  per class: " + ", ".join(f"{cls} {n}" for cls, n in zip(d.classes, d.class_counts())))
+    except DataError as exc:
+        fail(str(exc))
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

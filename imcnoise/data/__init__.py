@@ -1,0 +1,7 @@
+"""Real data sets as in-memory uint8 tensors (Fashion-MNIST, CIFAR-10/100, image folders)."""
+
+from .dataset import ImageDataset
+from .errors import DataError
+from .registry import DATASETS, get_info, load_dataset
+
+__all__ = ["ImageDataset", "DataError", "DATASETS", "get_info", "load_dataset"]

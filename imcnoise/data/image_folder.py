@@ -1,0 +1,151 @@
+"""Image-folder data sets: ``train/<class>/*`` and ``test/<class>/*`` (PNG/JPEG).
+
+Read from a directory or a zip. Decoding tens of thousands of JPEGs takes tens of seconds, so
+the decoded arrays are cached in the user cache directory under a key derived from the archive's
+SHA-256 (for a directory: from the file list and sizes), and reused while the key matches.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .checksums import file_digest, bytes_digest
+from .dataset import ImageDataset
+from .errors import DataError
+from .locate import cache_dir
+
+SPLITS = ("train", "test")
+EXTENSIONS = {".png", ".jpg", ".jpeg"}
+CACHE_VERSION = 1
+
+
+def _list_entries(source: Path) -> dict[str, dict[str, list[str]]]:
+    """{split: {class: [entry names sorted]}} for a zip or a directory."""
+    if source.is_file():
+        try:
+            with zipfile.ZipFile(source) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise DataError(source, f"not a readable zip archive ({exc})") from exc
+    elif source.is_dir():
+        names = [p.relative_to(source).as_posix() + ("/" if p.is_dir() else "") for p in source.rglob("*")]
+    else:
+        raise DataError(source, "no such file or directory")
+    tree: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
+    for n in names:
+        parts = PurePosixPath(n).parts
+        # tolerate one top-level folder in the archive (e.g. cifar10/train/...)
+        if parts and parts[0] not in SPLITS and len(parts) >= 3 and parts[1] in SPLITS:
+            parts = parts[1:]
+        if len(parts) < 2 or parts[0] not in SPLITS:
+            continue
+        split, cls = parts[0], parts[1]
+        bucket = tree[split].setdefault(cls, [])
+        if len(parts) == 3 and not n.endswith("/") and PurePosixPath(parts[2]).suffix.lower() in EXTENSIONS:
+            bucket.append(n)
+    for split in SPLITS:
+        if not tree[split]:
+            raise DataError(source, f"missing split '{split}/' (expected {'/'.join(SPLITS)} folders with one sub-folder per class)")
+    classes = sorted(set(tree["train"]) | set(tree["test"]))
+    for split in SPLITS:
+        for cls in classes:
+            files = tree[split].get(cls, [])
+            if not files:
+                raise DataError(source, f"empty class folder: '{split}/{cls}/' has no PNG/JPEG images")
+            files.sort()
+    return tree
+
+
+def _decode(blob: bytes, name: str, source: Path) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(blob)) as im:
+            im = im.convert("RGB") if im.mode not in ("L", "RGB") else im
+            arr = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(source, f"cannot decode image '{name}' ({exc})") from exc
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def _cache_key(source: Path) -> tuple[str, str]:
+    """(cache key, checksum text)."""
+    if source.is_file():
+        sha = file_digest(source)
+        sums = source.parent / "SHA256SUMS"
+        status = "sha256 " + sha[:16] + "..."
+        if sums.is_file():
+            listed = {line.split()[-1].lstrip("*"): line.split()[0] for line in sums.read_text().splitlines() if line.strip()}
+            if source.name in listed:
+                if listed[source.name] != sha:
+                    raise DataError(source, f"checksum mismatch: sha256 {sha}, SHA256SUMS lists {listed[source.name]}")
+                status = "sha256 ok (SHA256SUMS)"
+        return sha, status
+    stats = sorted((p.relative_to(source).as_posix(), p.stat().st_size) for p in source.rglob("*") if p.is_file())
+    return bytes_digest(repr(stats).encode()), "directory (file list and sizes)"
+
+
+def _decode_all(source: Path, tree) -> dict[str, np.ndarray]:
+    from tqdm.auto import tqdm
+
+    classes = sorted(tree["train"])
+    out: dict[str, np.ndarray] = {}
+    shape = None
+    zf = zipfile.ZipFile(source) if source.is_file() else None
+    try:
+        total = sum(len(v) for s in SPLITS for v in tree[s].values())
+        with tqdm(total=total, desc=f"decoding {source.name}", unit="img", disable=total < 2000) as bar:
+            for split in SPLITS:
+                imgs, labels = [], []
+                for ci, cls in enumerate(classes):
+                    for name in tree[split][cls]:
+                        blob = zf.read(name) if zf is not None else (source / name).read_bytes()
+                        arr = _decode(blob, name, source)
+                        if shape is None:
+                            shape = arr.shape
+                        elif arr.shape != shape:
+                            raise DataError(source, f"image '{name}' has shape {arr.shape}; the first image has {shape} (all images must have one size)")
+                        imgs.append(arr)
+                        labels.append(ci)
+                        bar.update()
+                out[f"{split}_images"] = np.stack(imgs).transpose(0, 3, 1, 2).copy()
+                out[f"{split}_labels"] = np.asarray(labels, dtype=np.int64)
+    finally:
+        if zf is not None:
+            zf.close()
+    out["classes"] = np.asarray(classes)
+    return out
+
+
+def load(name: str, source: Path, split: str, *, use_cache: bool = True) -> ImageDataset:
+    if split not in SPLITS:
+        raise DataError(source, f"no split {split!r}; choose one of {list(SPLITS)}")
+    key, status = _cache_key(source)
+    cache = cache_dir() / f"imagefolder-{name}-{key[:24]}-v{CACHE_VERSION}.npz"
+    arrays = None
+    if use_cache and cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile):
+            arrays = None  # a damaged cache is rebuilt, never trusted
+    origin = "cached decode" if arrays is not None else "decoded"
+    if arrays is None:
+        arrays = _decode_all(source, _list_entries(source))
+        if use_cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz")
+            os.close(fd)
+            np.savez(tmp, **arrays)
+            os.replace(tmp, cache)
+    return ImageDataset(
+        name=name, split=split,
+        images=torch.from_numpy(arrays[f"{split}_images"]), labels=torch.from_numpy(arrays[f"{split}_labels"]),
+        classes=[str(c) for c in arrays["classes"]], source=f"{source} ({origin})", checksum=status,
+    )

@@ -1,0 +1,151 @@
+"""Compact inference checkpoints: binary weights as packed sign bits plus alpha.
+
+A width-0.25 VGG11 has ~1.8 M weights; stored as fp32 latent values that is 7 MB, as sign bits
+~0.3 MB. The checkpoint records the architecture, training hyper-parameters, data set, seed,
+accuracy and package versions; loading one that does not match what the caller expects raises
+:class:`CheckpointError` naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .binary import BinaryConv2d, BinaryLinear
+from .vgg import BinaryVGG11, ModelConfig
+
+FORMAT = "imcnoise-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def package_versions() -> dict[str, str]:
+    import imcnoise
+
+    out = {"imcnoise": imcnoise.__version__, "torch": str(torch.__version__), "numpy": np.__version__,
+           "python": platform.python_version()}
+    try:
+        import aihwkit
+
+        out["aihwkit"] = aihwkit.__version__
+    except Exception:  # aihwkit is optional for training
+        pass
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _binary_modules(model: BinaryVGG11):
+    for name, mod in model.named_modules():
+        if isinstance(mod, (BinaryConv2d, BinaryLinear)):
+            yield name, mod
+
+
+def compact_state(model: BinaryVGG11) -> dict[str, torch.Tensor]:
+    state = {k: v.detach().cpu().float().clone() if v.is_floating_point() else v.detach().cpu().clone()
+             for k, v in model.state_dict().items()}
+    for name, mod in _binary_modules(model):
+        w = state.pop(f"{name}.weight")
+        bits = np.packbits((w >= 0).numpy().reshape(-1).astype(np.uint8))
+        state[f"{name}.weight_bits"] = torch.from_numpy(bits)
+        state[f"{name}.weight_shape"] = torch.tensor(list(w.shape), dtype=torch.int64)
+        state[f"{name}.alpha"] = mod.alpha().detach().cpu().float().clone()
+    return state
+
+
+def atomic_torch_save(obj, path: str | Path) -> None:
+    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str | Path, model: BinaryVGG11, *, training: dict, metrics: dict, data: dict) -> Path:
+    obj = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "model_config": model.config.to_dict(),
+        "state": compact_state(model),
+        "training": training, "metrics": metrics, "data": data,
+        "versions": package_versions(),
+    }
+    atomic_torch_save(obj, path)
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict, validated for format (no model built)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an imcnoise inference checkpoint (field 'format' must be {FORMAT!r}; "
+                              "training-state files such as last.pt are for --resume only)")
+    if obj.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format_version {obj.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    return obj
+
+
+def load_checkpoint(path: str | Path, *, expect: dict | None = None, device: str | torch.device = "cpu"):
+    """Build the model stored in ``path``; returns ``(model, checkpoint_dict)`` in eval mode.
+
+    ``expect`` maps model-config fields (e.g. ``kind``, ``num_classes``, ``in_channels``) or
+    ``dataset`` to required values; any difference raises :class:`CheckpointError`.
+    """
+    obj = read_checkpoint(path)
+    try:
+        config = ModelConfig.from_dict(dict(obj["model_config"]))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid model_config: {exc}") from exc
+    for key, want in (expect or {}).items():
+        have = obj.get("data", {}).get("dataset") if key == "dataset" else getattr(config, key, None)
+        if want is not None and have != want:
+            raise CheckpointError(f"{path}: checkpoint has {key}={have!r} but {key}={want!r} was requested")
+    model = BinaryVGG11(config)
+    state = dict(obj["state"])
+    alphas = {}
+    for name, mod in _binary_modules(model):
+        try:
+            bits = state.pop(f"{name}.weight_bits")
+            shape = tuple(state.pop(f"{name}.weight_shape").tolist())
+            alphas[name] = state.pop(f"{name}.alpha")
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: missing {exc.args[0]} for binary layer {name}") from None
+        if shape != tuple(mod.weight.shape):
+            raise CheckpointError(f"{path}: layer {name} has weight shape {shape}, the model config builds {tuple(mod.weight.shape)}")
+        n = int(np.prod(shape))
+        signs = np.unpackbits(bits.numpy())[:n].astype(np.float32) * 2 - 1
+        state[f"{name}.weight"] = torch.from_numpy(signs.reshape(shape))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: state does not match the model config (missing {missing}, unexpected {unexpected})")
+    for name, mod in _binary_modules(model):
+        mod.freeze(alphas[name])
+    model.to(device).eval()
+    return model, obj

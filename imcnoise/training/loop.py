@@ -1,0 +1,161 @@
+"""Direct training of the B-SNN (surrogate gradient, Alg. 1) and of the BNN baseline.
+
+Deterministic given the seed: weight init, the epoch permutation, augmentation and the Poisson
+spikes all come from seeds derived from (seed, purpose, epoch), so ``--resume`` continues exactly
+as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..data import load_dataset
+from ..data.transforms import NORMALIZATION, random_crop_flip
+from ..models.binary import BinaryConv2d, BinaryLinear
+from ..models.checkpoint import atomic_torch_save, package_versions, save_checkpoint
+from ..models.inputs import model_input
+from ..models.vgg import BinaryVGG11, ModelConfig
+from ..seeding import derive_seed, generator
+from .config import TrainConfig
+from .evaluate import evaluate
+from .model_card import write_model_card
+
+STATE_FILE = "last.pt"
+MODEL_FILE = "model.pt"
+
+
+def model_config_for(cfg: TrainConfig, data) -> ModelConfig:
+    mean, std = NORMALIZATION.get(cfg.dataset, ((0.5,), (0.25,)))
+    return ModelConfig(kind=cfg.model, width=cfg.width, timesteps=cfg.timesteps, in_channels=data.shape[0],
+                       image_size=32 * math.ceil(max(data.shape[1:]) / 32), num_classes=data.num_classes,
+                       residual=cfg.residual, threshold=cfg.threshold, input_mean=mean, input_std=std)
+
+
+def _param_groups(model: BinaryVGG11, weight_decay: float):
+    binary, fp, no_decay = [], [], []
+    for mod in model.modules():
+        for name, p in mod.named_parameters(recurse=False):
+            if isinstance(mod, (BinaryConv2d, BinaryLinear)):
+                binary.append(p)
+            elif name == "weight" and isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
+                fp.append(p)
+            else:
+                no_decay.append(p)  # batch-norm affine parameters, biases
+    return [{"params": binary, "weight_decay": 0.0}, {"params": fp, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+    total = cfg.epochs * steps_per_epoch
+    warm = int(cfg.warmup_epochs * steps_per_epoch)
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return f
+
+
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_dir=None, progress: bool = True,
+          command: str | None = None, device: str | None = None) -> dict:
+    """Train, evaluating after each epoch; writes ``last.pt`` (resume state), ``model.pt``
+    (compact inference checkpoint), ``history.json`` and ``MODEL_CARD.md`` into ``out_dir``."""
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    train_ds = load_dataset(cfg.dataset, "train", data_dir).subset(cfg.train_limit)
+    test_ds = load_dataset(cfg.dataset, "test", data_dir).subset(cfg.eval_limit)
+
+    torch.manual_seed(derive_seed(cfg.seed, "init"))
+    mcfg = model_config_for(cfg, train_ds)
+    model = BinaryVGG11(mcfg).to(dev)
+    if dev.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # faster oneDNN convolutions
+    opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
+    kw = {} if cfg.optimizer == "adam" else {"momentum": cfg.momentum, "nesterov": True}
+    opt = opt_cls(_param_groups(model, cfg.weight_decay), lr=cfg.lr, **kw)
+    steps_per_epoch = len(train_ds) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
+    history: list[dict] = []
+    start_epoch, wall = 0, 0.0
+
+    state_path = out / STATE_FILE
+    if resume and state_path.is_file():
+        st = torch.load(state_path, map_location=dev, weights_only=True)
+        saved = TrainConfig.from_dict(st["train_config"])
+        if saved.to_dict() != cfg.to_dict():
+            diff = {k: (v, cfg.to_dict()[k]) for k, v in saved.to_dict().items() if cfg.to_dict()[k] != v}
+            raise ValueError(f"{state_path}: cannot resume, the training settings differ (saved, requested): {diff}")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        start_epoch, history, wall = st["epoch"] + 1, st["history"], st["wall_time_s"]
+    elif resume:
+        print(f"no {state_path} yet: starting from scratch", file=sys.stderr)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.time()
+        model.train()
+        gen = generator(cfg.seed, "epoch", epoch)
+        perm = torch.randperm(len(train_ds), generator=gen)
+        poisson_seed = derive_seed(cfg.seed, "poisson", epoch)
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+        for b in bar:
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            imgs = train_ds.images[idx]
+            if cfg.crop_padding or cfg.flip:
+                imgs = random_crop_flip(imgs, gen, padding=cfg.crop_padding, flip=cfg.flip)
+            x = model_input(mcfg, imgs.to(dev), idx, poisson_seed)
+            y = train_ds.labels[idx].to(dev)
+            with _autocast(dev, cfg.precision):
+                outp = model(x)
+            loss = F.cross_entropy(outp.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            model.clip_latent_()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((outp.argmax(1) == y).sum())
+            seen += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
+        bar.close()
+        res = evaluate(model, test_ds, input_seed=cfg.eval_seed, device=dev)
+        wall += time.time() - t0
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),
+                        "test_acc": res.accuracy, "wall_time_s": round(wall, 1)})
+        print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {loss_sum / max(1, seen):.4f} acc {correct / max(1, seen):.4f} | "
+              f"test acc {res.accuracy:.4f} | {wall / 60:.1f} min", file=sys.stderr, flush=True)
+        meta = dict(training={**cfg.to_dict(), "command": command, "epochs_done": epoch + 1, "wall_time_s": round(wall, 1),
+                              "device": str(dev), "threads": torch.get_num_threads(), "history": history},
+                    metrics={"test_accuracy": res.accuracy, "test_images": res.n, "eval_seed": cfg.eval_seed,
+                             "spike_rates": {str(k): v for k, v in res.spike_rates.items()}},
+                    data={"dataset": cfg.dataset, "train_images": len(train_ds), "test_images": len(test_ds),
+                          "source": train_ds.source, "checksum": train_ds.checksum})
+        save_checkpoint(out / MODEL_FILE, model, **meta)
+        atomic_torch_save({"train_config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                           "scheduler": sched.state_dict(), "epoch": epoch, "history": history, "wall_time_s": wall,
+                           "versions": package_versions()}, state_path)
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        write_model_card(out, cfg, meta, mcfg)
+    return {"history": history, "out": str(out)}
