@@ -67,13 +67,31 @@ class _BinaryMixin:
 
 
 class BinaryConv2d(_BinaryMixin, nn.Conv2d):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1):
-        super().__init__(in_channels, out_channels, kernel_size, padding=padding, bias=False)
+    """3x3 binary convolution. ``pad_value`` fills the border: 0 for B-SNN spikes (no spike,
+    bit 0), -1 for BNN activations (bit 0) -- zero is not a +-1 value, and padding with a valid
+    binary value keeps every XNOR array input driven, so the fold has one bias per row (as
+    Larq's ``pad_values`` option does for BNNs)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1, pad_value: float = 0.0):
+        super().__init__(in_channels, out_channels, kernel_size, padding=0, bias=False)
         self.register_buffer("frozen_alpha", None, persistent=False)
+        self.pad = padding
+        self.pad_value = float(pad_value)
 
     def integer_mac(self, x: torch.Tensor) -> torch.Tensor:
         """s = sum_j w_ij o_j with w in {-1,+1} (integer valued)."""
-        return F.conv2d(x, self.binary_weight().to(x.dtype), None, self.stride, self.padding)
+        pad = self.pad
+        if pad and self.pad_value != 0.0:
+            x, pad = F.pad(x, (pad,) * 4, value=self.pad_value), 0
+        w = self.binary_weight()
+        if x.dtype == torch.float64:
+            # Integer MACs are exact in fp32 (|s| < 2**24), and fp32 convolutions are far faster
+            # than fp64 ones on CPU: compute in fp32, widen exactly.
+            return F.conv2d(x.float(), w.float(), padding=pad).double()
+        return F.conv2d(x, w.to(x.dtype), padding=pad)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", pad={self.pad}, pad_value={self.pad_value}"
 
 
 
@@ -83,5 +101,8 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         self.register_buffer("frozen_alpha", None, persistent=False)
 
     def integer_mac(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.binary_weight().to(x.dtype))
+        w = self.binary_weight()
+        if x.dtype == torch.float64:  # exact, see BinaryConv2d.integer_mac
+            return F.linear(x.float(), w.float()).double()
+        return F.linear(x, w.to(x.dtype))
 

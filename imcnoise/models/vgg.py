@@ -136,7 +136,8 @@ class BinaryVGG11(nn.Module):
         self.norms = nn.ModuleList()
         for s in self.plan:
             if s.kind == "conv":
-                layer = BinaryConv2d(s.in_features, s.out_features) if s.binary else nn.Conv2d(s.in_features, s.out_features, 3, padding=1, bias=False)
+                pad_value = 0.0 if config.kind == "bsnn" else -1.0  # bit 0 in both encodings
+                layer = BinaryConv2d(s.in_features, s.out_features, pad_value=pad_value) if s.binary else nn.Conv2d(s.in_features, s.out_features, 3, padding=1, bias=False)
                 norm = nn.BatchNorm2d(s.out_features)
             else:
                 layer = BinaryLinear(s.in_features, s.out_features) if s.binary else nn.Linear(s.in_features, s.out_features, bias=s.output)
