@@ -58,10 +58,10 @@ class _BinaryMixin:
 
     def forward(self, inputs: list[torch.Tensor], fuse_inputs: bool = True) -> torch.Tensor:
         """alpha * sum over inputs of the integer MAC (eq. 5 with f = len(inputs) - 1)."""
-        s = self.integer_mac(sum(inputs) if fuse_inputs else inputs[0])
-        if not fuse_inputs:
-            for extra in inputs[1:]:
-                s = s + self.integer_mac(extra)
+        if fuse_inputs:
+            s = self.integer_mac(sum(inputs), n_fused=len(inputs))
+        else:
+            s = sum(self.integer_mac(x) for x in inputs)
         a = self.alpha().to(s.dtype)
         return s * a.view(1, -1, *([1] * (s.dim() - 2)))
 
@@ -78,11 +78,12 @@ class BinaryConv2d(_BinaryMixin, nn.Conv2d):
         self.pad = padding
         self.pad_value = float(pad_value)
 
-    def integer_mac(self, x: torch.Tensor) -> torch.Tensor:
-        """s = sum_j w_ij o_j with w in {-1,+1} (integer valued)."""
+    def integer_mac(self, x: torch.Tensor, n_fused: int = 1) -> torch.Tensor:
+        """s = sum_j w_ij o_j with w in {-1,+1} (integer valued). ``x`` may be the sum of
+        ``n_fused`` binary inputs; its border then holds ``n_fused`` pad values."""
         pad = self.pad
         if pad and self.pad_value != 0.0:
-            x, pad = F.pad(x, (pad,) * 4, value=self.pad_value), 0
+            x, pad = F.pad(x, (pad,) * 4, value=self.pad_value * n_fused), 0
         w = self.binary_weight()
         if x.dtype == torch.float64:
             # Integer MACs are exact in fp32 (|s| < 2**24), and fp32 convolutions are far faster
@@ -100,7 +101,7 @@ class BinaryLinear(_BinaryMixin, nn.Linear):
         super().__init__(in_features, out_features, bias=False)
         self.register_buffer("frozen_alpha", None, persistent=False)
 
-    def integer_mac(self, x: torch.Tensor) -> torch.Tensor:
+    def integer_mac(self, x: torch.Tensor, n_fused: int = 1) -> torch.Tensor:
         w = self.binary_weight()
         if x.dtype == torch.float64:  # exact, see BinaryConv2d.integer_mac
             return F.linear(x.float(), w.float()).double()

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 
 from ..data import ImageDataset
 from ..models.inputs import model_input
+from ..models.metrics import EvalResult, iter_batches
 from ..models.vgg import BinaryVGG11, Recording
 
 PRECISIONS = {"fp32": torch.float32, "fp64": torch.float64}
-
-
-@dataclass
-class EvalResult:
-    accuracy: float
-    correct: int
-    n: int
-    spike_rates: dict[int, float] = field(default_factory=dict)
-    predictions: torch.Tensor | None = None
-
-    def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "correct": self.correct, "n": self.n,
-                "spike_rates": {str(k): v for k, v in self.spike_rates.items()}}
-
-
-def iter_batches(n: int, batch_size: int):
-    for start in range(0, n, batch_size):
-        yield torch.arange(start, min(n, start + batch_size))
 
 
 @torch.no_grad()
