@@ -30,6 +30,11 @@ class TrainConfig:
     train_limit: int | None = None
     eval_limit: int | None = None
     eval_seed: int = 0  # Poisson seed of the evaluation input spikes
+    # Pooling-aware batch-norm init: layers followed by OR-pooling start with BN bias beta < 0, so
+    # each position fires rarely enough that the OR of a 2x2 window starts near balanced instead
+    # of almost always 1 (measured on Fashion-MNIST, 25.6k images: BNN test acc 54 % -> 75 %).
+    # None = -0.5 for the B-SNN, -1.0 for the BNN.
+    pool_bn_bias_init: float | None = None
 
     def __post_init__(self):
         checks = [
@@ -52,6 +57,8 @@ class TrainConfig:
                 raise ValueError(f"--{name.replace('_', '-')}={getattr(self, name)!r}: must be {allowed}")
         if self.model == "bnn":
             self.timesteps = 1
+        if self.pool_bn_bias_init is None:
+            self.pool_bn_bias_init = -0.5 if self.model == "bsnn" else -1.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -87,6 +87,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     mcfg = model_config_for(cfg, train_ds)
     model = BinaryVGG11(mcfg).to(dev)
+    for spec, norm in zip(model.plan, model.norms):
+        if spec.pool_after:
+            torch.nn.init.constant_(norm.bias, cfg.pool_bn_bias_init)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # faster oneDNN convolutions
     opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
