@@ -1,0 +1,43 @@
+"""Shared test fixtures.
+
+Tests that need ``../shared/data`` (the cifar10-jpeg zip) fail in CI (CI=true) when it is
+missing and skip elsewhere with a visible reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def shared_data_dir() -> Path:
+    """``$IMCNOISE_DATA_DIR`` if set, else ``../shared/data`` beside the repository."""
+    env = os.environ.get("IMCNOISE_DATA_DIR")
+    return Path(env.split(os.pathsep)[0]) if env else SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_dir() -> Path:
+    d = shared_data_dir()
+    if not any((d / p).exists() for p in ("cifar10-jpeg/cifar10-jpeg.zip", "cifar10-jpeg.zip")):
+        msg = f"cifar10-jpeg not found under {d} (expected ../shared/data/cifar10-jpeg/cifar10-jpeg.zip)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep the decode cache out of the user's home, shared across one test session."""
+    cache = tmp_path_factory.getbasetemp() / "imcnoise-cache"
+    monkeypatch.setenv("IMCNOISE_CACHE_DIR", str(cache))
