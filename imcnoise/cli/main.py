@@ -129,6 +129,37 @@ def eval_cmd(
         json_out.write_text(json.dumps({"engine": engine, "dataset": name, "split": split, **res.to_dict()}, indent=1))
 
 
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="model.pt written by 'imcnoise train'"),
+    out: Path = typer.Option(..., help="output directory for the chip program"),
+    array_rows: int = typer.Option(256, help="sub-array rows (for the geometry summary)"),
+    array_cols: int = typer.Option(256, help="sub-array cells per row"),
+    samples: int = typer.Option(16, help="test images to store with the engine's predictions (0: none)"),
+    input_seed: int = typer.Option(0, help="Poisson seed of the sample inputs"),
+    data_dir: Optional[Path] = typer.Option(None),
+):
+    """Fold a checkpoint into an XNOR chip program: program.npz/.json, summary.md, samples.npz."""
+    from ..imc.export import export_checkpoint
+    from ..models.checkpoint import CheckpointError
+
+    for name, v in (("array-rows", array_rows), ("array-cols", array_cols)):
+        if not 1 <= v <= 65536:
+            fail(f"--{name}={v}: must be in 1..65536")
+    if samples < 0:
+        fail(f"--samples={samples}: must be >= 0")
+    try:
+        res = export_checkpoint(checkpoint, out, array_rows=array_rows, array_cols=array_cols, samples=samples,
+                                data_dir=data_dir, input_seed=input_seed)
+    except (ValueError, CheckpointError) as exc:
+        fail(str(exc))
+    typer.echo(res["program"].summary_markdown(array_rows, array_cols))
+    typer.echo("wrote " + ", ".join(str(f) for f in res["files"]))
+    if res["note"]:
+        typer.echo(res["note"])
+    typer.echo(f"rebuild from these files alone: python examples/rebuild_from_export.py {out}")
+
+
 @data_app.command("list")
 def data_list():
     """Known data sets and whether each is found here."""

@@ -24,11 +24,10 @@ BACKENDS = ("gemm", "popcount")
 
 
 def or_pool_bits(x: torch.Tensor, k: int) -> torch.Tensor:
-    """OR over k x k windows of a [N, C, H, W] bit tensor."""
+    """OR over k x k windows of a [N, C, H, W] 0/1 tensor (max-pool)."""
     if k == 1 or x.dim() != 4:
         return x
-    n, c, h, w = x.shape
-    return x.view(n, c, h // k, k, w // k, k).amax(dim=(3, 5))
+    return F.max_pool2d(x, k)
 
 
 def residual_bits(src: torch.Tensor, layer: XnorLayer) -> torch.Tensor:
@@ -67,11 +66,13 @@ class XnorEngine:
         self.backend = backend
         self.device = torch.device(device)
         self.chunk = chunk
-        self._w = {}
-        self._words = {}
+        self._ga, self._gb, self._words = {}, {}, {}
         for l in program.xnor_layers:
             b = torch.from_numpy(l.bits).float().to(self.device)
-            self._w[l.index] = torch.cat([b, 1 - b], dim=1)  # [rows, 2M]: G_A = w, G_B = 1 - w
+            shape = (l.rows, l.in_features, l.kernel, l.kernel) if l.kind == "conv" else (l.rows, l.in_features)
+            # ideal complementary pair: G_A = w (line A driven by o), G_B = 1 - w (line B by 1 - o)
+            self._ga[l.index] = b.reshape(shape)
+            self._gb[l.index] = (1 - b).reshape(shape)
             if backend == "popcount":
                 # weight tail bits 0, input tail bits 1: XOR = 1 there, so tails never count as matches
                 self._words[l.index] = _pack_words(l.bits, 0)
@@ -106,31 +107,39 @@ class XnorEngine:
         z = z.view(T, B, *z.shape[1:])
         if self.program.kind == "bsnn":
             spikes, mem = if_multistep(z, self.program.threshold, record_membrane)
-            return spikes.to(torch.uint8), mem
-        return (z > 0).to(torch.uint8), (z if record_membrane else None)
+            return spikes.float(), mem
+        return (z > 0).float(), (z if record_membrane else None)
 
     def dot(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
-        """popcount(XNOR) of every row with every input vector: ``[N, rows, positions]`` (float64, integer valued)."""
+        """popcount(XNOR) of every row with every input vector: ``[N, rows, H, W]`` (conv) or
+        ``[N, rows]`` (fc), float64 holding exact integers."""
+        if self.backend == "popcount":
+            return self._dot_popcount(layer, bits)
+        o = bits.float()
+        ga, gb = self._ga[layer.index], self._gb[layer.index]
+        if layer.kind == "conv":
+            # match count = sum o*G_A + (1-o)*G_B; padded inputs are bit 0, i.e. 1 on the complement line
+            p = layer.padding
+            d = F.conv2d(o, ga, padding=p) + F.conv2d(F.pad(1 - o, (p,) * 4, value=1.0), gb)
+        else:
+            d = o @ ga.T + (1 - o) @ gb.T
+        return d.double()
+
+    def _dot_popcount(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
         patches = input_patches(bits, layer)  # [N, L, M]
         n, L, m = patches.shape
-        if self.backend == "gemm":
-            flat = patches.reshape(n * L, m).float()
-            w = self._w[layer.index].T
-            step = max(1, (self.chunk * 4096) // (2 * m))
-            # drive line A with o and line B with 1 - o: the row current counts the matches
-            out = torch.cat([torch.cat([c, 1 - c], dim=1) @ w for c in flat.split(step)])
-        else:
-            flat = patches.reshape(n * L, m).to(torch.uint8).cpu().numpy()
-            xw = _pack_words(flat, 1)
-            ww = self._words[layer.index]
-            res = np.empty((n * L, layer.rows), dtype=np.int64)
-            step = max(1, self.chunk * 64 // max(1, layer.rows * ww.shape[1]))
-            for i in range(0, n * L, step):
-                x = xw[i:i + step]
-                mism = np.bitwise_count(x[:, None, :] ^ ww[None, :, :]).sum(axis=2, dtype=np.int64)
-                res[i:i + step] = ww.shape[1] * 64 - mism
-            out = torch.from_numpy(res).to(self.device)
-        return out.double().view(n, L, layer.rows).transpose(1, 2)
+        flat = patches.reshape(n * L, m).to(torch.uint8).cpu().numpy()
+        xw = _pack_words(flat, 1)
+        ww = self._words[layer.index]
+        res = np.empty((n * L, layer.rows), dtype=np.int64)
+        step = max(1, self.chunk * 64 // max(1, layer.rows * ww.shape[1]))
+        for i in range(0, n * L, step):
+            mism = np.bitwise_count(xw[i:i + step, None, :] ^ ww[None, :, :]).sum(axis=2, dtype=np.int64)
+            res[i:i + step] = ww.shape[1] * 64 - mism
+        out = torch.from_numpy(res).to(self.device).double().view(n, L, layer.rows).transpose(1, 2)
+        if layer.kind == "conv":
+            return out.reshape(n, layer.rows, layer.in_size, layer.in_size)
+        return out.squeeze(2)
 
     def xnor_layer(self, layer: XnorLayer, bits: torch.Tensor, res_bits: torch.Tensor | None, T: int,
                    record_membrane: bool = False):
@@ -139,18 +148,14 @@ class XnorEngine:
         if res_bits is not None:
             d = d + self.dot(layer, res_bits)  # slot tau2 added to slot tau1 held in the buffer (eq. 11)
         gain, bias, theta_hat = self._xnor_params[layer.index]
-        shape = (-1, 1) if layer.kind == "conv" else (-1,)
-        if layer.kind == "fc":
-            d = d.squeeze(2)
+        shape = (-1, 1, 1) if layer.kind == "conv" else (-1,)
         drive = gain.view(shape) * d - bias.view(shape)
         drive = drive.view(T, -1, *drive.shape[1:])
-        if layer.kind == "conv":
-            drive = drive.reshape(*drive.shape[:3], layer.in_size, layer.in_size)
-        th = theta_hat.view(-1, 1, 1) if layer.kind == "conv" else theta_hat
+        th = theta_hat.view(shape)
         if layer.neuron == "if":
             out, mem = if_multistep(drive, th, record_membrane)
-            return out.to(torch.uint8), mem
-        return (drive > th).to(torch.uint8), (drive - th if record_membrane else None)
+            return out.float(), mem
+        return (drive > th).float(), (drive - th if record_membrane else None)
 
     def output_layer(self, bits: torch.Tensor, T: int) -> torch.Tensor:
         d = self._digital[self.program.output.index]

@@ -1,0 +1,89 @@
+"""Spike-for-spike comparison of the trained float model and the XNOR engine.
+
+The reference is the trained model in eval mode computed in fp64 (its binary MACs are exact
+integers; batch norm and membranes in fp64), fed the same Poisson spikes (same seed and image
+indices). Any spike that differs must be a floating-point tie: the reference membrane within
+``tie_tol`` of the threshold (B-SNN) or the batch-norm output within ``tie_tol`` of 0 (BNN).
+Differences downstream of a tie are counted separately as propagated, not as ties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..models.inputs import model_input
+from ..models.vgg import BinaryVGG11, Recording
+from ..models.metrics import iter_batches
+from .program import ChipProgram
+from .xnor_engine import XnorEngine
+
+
+@dataclass
+class SpikeComparison:
+    images: int = 0
+    prediction_mismatches: int = 0
+    decisions: dict[int, int] = field(default_factory=dict)  # neuron-time-step decisions per layer
+    mismatches: dict[int, int] = field(default_factory=dict)  # first-differing-layer mismatches (must be ties)
+    propagated: dict[int, int] = field(default_factory=dict)  # mismatches downstream of an earlier difference
+    ties: int = 0
+    non_tie_mismatches: int = 0
+    max_tie_margin: float = 0.0
+    output_max_abs_diff: float = 0.0
+
+    @property
+    def total_mismatches(self) -> int:
+        return sum(self.mismatches.values()) + sum(self.propagated.values())
+
+    @property
+    def exact(self) -> bool:
+        return self.prediction_mismatches == 0 and self.total_mismatches == 0
+
+    def summary(self) -> str:
+        d = sum(self.decisions.values())
+        return (f"{self.images} images, {d:,} spike decisions: {self.total_mismatches} differing spikes "
+                f"({self.ties} ties, {self.non_tie_mismatches} non-ties, {sum(self.propagated.values())} propagated), "
+                f"{self.prediction_mismatches} differing predictions, max |output diff| {self.output_max_abs_diff:.3g}")
+
+
+@torch.no_grad()
+def compare_engines(model: BinaryVGG11, program: ChipProgram, data, *, batch_size: int = 64, input_seed: int = 0,
+                    backend: str = "gemm", tie_tol: float = 1e-9, limit: int | None = None,
+                    progress: bool = False) -> SpikeComparison:
+    from tqdm.auto import tqdm
+
+    model = model.double().eval()
+    eng = XnorEngine(program, backend)
+    threshold = model.config.threshold if model.config.kind == "bsnn" else 0.0
+    res = SpikeComparison()
+    n = len(data) if limit is None else min(limit, len(data))
+    for idx in tqdm(list(iter_batches(n, batch_size)), desc="compare", disable=not progress, leave=False):
+        imgs = data.images[idx]
+        ref = Recording(keep=True, record_membrane=True)
+        out_ref = model(model_input(model.config, imgs, idx, input_seed, dtype=torch.float64), ref)
+        got = Recording(keep=True)
+        out_eng = eng.run(imgs, idx, input_seed, got)
+        res.images += len(idx)
+        res.prediction_mismatches += int((out_ref.argmax(1) != out_eng.argmax(1)).sum())
+        res.output_max_abs_diff = max(res.output_max_abs_diff, float((out_ref - out_eng).abs().max()))
+        upstream_differs = False
+        for layer in sorted(ref.spikes):
+            a = ref.spikes[layer] > 0
+            b = got.spikes[layer] > 0
+            res.decisions[layer] = res.decisions.get(layer, 0) + a.numel()
+            diff = a != b
+            k = int(diff.sum())
+            if upstream_differs:
+                res.propagated[layer] = res.propagated.get(layer, 0) + k
+                continue
+            res.mismatches[layer] = res.mismatches.get(layer, 0) + k
+            if k:
+                margin = (ref.membranes[layer][diff] - threshold).abs()
+                scale = max(1.0, abs(threshold))
+                is_tie = margin <= tie_tol * scale
+                res.ties += int(is_tie.sum())
+                res.non_tie_mismatches += int((~is_tie).sum())
+                res.max_tie_margin = max(res.max_tie_margin, float(margin[is_tie].max()) if is_tie.any() else 0.0)
+                upstream_differs = True
+    return res
