@@ -7,8 +7,11 @@ into the cache after its md5 is verified); downloaded when neither exists and a 
 
 from __future__ import annotations
 
+import os
 import pickle
+import shutil
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,76 +87,114 @@ def _field(d: dict, key: bytes, path: Path):
     raise DataError(path, f"missing key {key.decode()!r}; present: {sorted(str(k) for k in d)}")
 
 
-def _names(values, path: Path) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+def _names(values, path: Path, key: bytes) -> list[str]:
+    if isinstance(values, (bytes, str)) or not hasattr(values, "__iter__"):
+        raise DataError(path, f"{key.decode()!r} must be a list of class names; found {type(values).__name__}")
+    names = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+    if not names:
+        raise DataError(path, f"{key.decode()!r} is empty; expected the class names")
+    return names
+
+
+def _labels(d: dict, key: bytes, path: Path, n: int, num_classes: int) -> np.ndarray:
+    """``d[key]`` as int64 ``[n]`` with values in ``0..num_classes-1``."""
+    raw = _field(d, key, path)
+    try:
+        lab = np.asarray(raw, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataError(path, f"{key.decode()!r} must be a list of integer labels ({exc})") from exc
+    if lab.shape != (n,):
+        raise DataError(path, f"{key.decode()!r} has shape {lab.shape}; expected one label per image ({n},)")
+    if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
+        raise DataError(path, f"{key.decode()!r}: label out of range 0..{num_classes - 1} "
+                        f"(found {int(lab.min())}..{int(lab.max())})")
+    return lab
 
 
 def find_root(fmt: CifarFormat, data_dir=None, *, download_missing: bool = True) -> tuple[str, Path]:
     """Directory holding ``fmt.folder``; extracts or downloads the archive when needed."""
+    origin, root, _ = _find_root(fmt, data_dir, download_missing=download_missing)
+    return origin, root
+
+
+def _find_root(fmt: CifarFormat, data_dir=None, *, download_missing: bool = True) -> tuple[str, Path, bool]:
+    """(origin, folder, whether the folder came from an md5-verified archive)."""
     cands = candidate_dirs(data_dir)
     for origin, d in cands:
         if (d / fmt.folder).is_dir():
-            return origin, d / fmt.folder
+            return origin, d / fmt.folder, False
         if d.name == fmt.folder and d.is_dir():
-            return origin, d
+            return origin, d, False
     for origin, d in cands:
         if (d / fmt.archive).is_file():
-            return origin, _extract(d / fmt.archive, fmt)
+            return f"{origin}, extracted from {d / fmt.archive}", _extract(d / fmt.archive, fmt), True
     if not download_missing:
         raise DataError(None, f"{fmt.name} not found: no {fmt.folder}/ or {fmt.archive} in "
                         + ", ".join(str(d) for _, d in cands))
     archive = download(BASE_URL + fmt.archive, cache_dir() / fmt.archive, md5=fmt.archive_md5)
-    return "downloaded", _extract(archive, fmt)
+    return "downloaded", _extract(archive, fmt), True
 
 
 def _extract(archive: Path, fmt: CifarFormat) -> Path:
+    """Verify the archive's md5 and extract it (once, atomically) into the cache."""
     got = file_digest(archive, "md5")
     if got != fmt.archive_md5:
-        raise DataError(archive, f"checksum mismatch: md5 {got}, expected {fmt.archive_md5}")
-    out = cache_dir() / f"{fmt.name}-extracted"
+        raise DataError(archive, f"checksum mismatch: md5 {got}, expected {fmt.archive_md5} "
+                        f"(the official {fmt.archive}); delete it and load again")
+    out = cache_dir() / f"{fmt.name}-{got[:12]}-extracted"
     if not (out / fmt.folder).is_dir():
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(out, ignore_errors=True)  # leftovers without the data folder
+        # extract next to the final place, then rename: an interrupted extraction never leaves a
+        # half-filled folder that a later run would take for the complete data set
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".part"))
         try:
-            with tarfile.open(archive, "r:gz") as tar:
-                tar.extractall(out, filter="data")
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DataError(archive, f"corrupt archive: {exc}") from exc
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    tar.extractall(tmp, filter="data")
+            except (tarfile.TarError, OSError, EOFError) as exc:
+                raise DataError(archive, f"corrupt archive: {exc}") from exc
+            if not (tmp / fmt.folder).is_dir():
+                raise DataError(archive, f"archive has no top-level folder {fmt.folder}/ (expected the official {fmt.archive})")
+            try:
+                os.replace(tmp, out)
+            except OSError:
+                if not (out / fmt.folder).is_dir():  # not a concurrent extraction that won the race
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out / fmt.folder
 
 
 def load(fmt: CifarFormat, split: str, data_dir=None, *, download_missing: bool = True) -> ImageDataset:
     if split not in fmt.splits:
         raise DataError(None, f"{fmt.name} has no split {split!r}; choose one of {sorted(fmt.splits)}")
-    origin, root = find_root(fmt, data_dir, download_missing=download_missing)
+    origin, root, verified = _find_root(fmt, data_dir, download_missing=download_missing)
     meta_path = root / fmt.meta_file
     meta = _unpickle(meta_path)
-    classes = _names(_field(meta, fmt.names_key, meta_path), meta_path)
-    coarse_classes = _names(_field(meta, b"coarse_label_names", meta_path), meta_path) if fmt.coarse else None
+    classes = _names(_field(meta, fmt.names_key, meta_path), meta_path, fmt.names_key)
+    coarse_classes = _names(_field(meta, b"coarse_label_names", meta_path), meta_path, b"coarse_label_names") if fmt.coarse else None
     images, labels, coarse = [], [], []
     for fname in fmt.splits[split]:
         path = root / fname
         d = _unpickle(path)
-        data = np.asarray(_field(d, b"data", path))
-        lab = np.asarray(_field(d, fmt.label_key, path), dtype=np.int64)
-        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-            raise DataError(path, f"'data' must be uint8 [N, 3072] (32x32 RGB, channel-major); found {data.dtype} {data.shape}")
-        if lab.shape != (data.shape[0],):
-            raise DataError(path, f"{lab.shape[0]} labels for {data.shape[0]} images")
-        if lab.size and (lab.min() < 0 or lab.max() >= len(classes)):
-            raise DataError(path, f"label out of range 0..{len(classes) - 1}")
-        images.append(data.reshape(-1, 3, 32, 32))
-        labels.append(lab)
+        raw = _field(d, b"data", path)
+        data = raw if isinstance(raw, np.ndarray) else None
+        if data is None or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            found = f"{data.dtype} {data.shape}" if data is not None else type(raw).__name__
+            raise DataError(path, f"'data' must be a uint8 array [N, 3072] (32x32 RGB, channel-major); found {found}")
+        n = data.shape[0]
+        images.append(data.reshape(n, 3, 32, 32))
+        labels.append(_labels(d, fmt.label_key, path, n, len(classes)))
         if fmt.coarse:
-            cl = np.asarray(_field(d, b"coarse_labels", path), dtype=np.int64)
-            if cl.shape != lab.shape:
-                raise DataError(path, f"{cl.shape[0]} coarse labels for {lab.shape[0]} images")
-            coarse.append(cl)
+            coarse.append(_labels(d, b"coarse_labels", path, n, len(coarse_classes)))
     extra = {}
     if fmt.coarse:
         extra = {"coarse_labels": torch.from_numpy(np.concatenate(coarse)), "coarse_classes": coarse_classes}
     return ImageDataset(
         name=fmt.name, split=split,
         images=torch.from_numpy(np.concatenate(images)), labels=torch.from_numpy(np.concatenate(labels)),
-        classes=classes, source=f"{root} ({origin})", checksum="archive md5 ok" if origin == "downloaded" else "not checked (extracted folder)",
+        classes=classes, source=f"{root} ({origin})",
+        checksum="archive md5 ok" if verified else "not checked (extracted folder)",
         extra=extra,
     )

@@ -35,15 +35,22 @@ SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
 
 
 def find_dir(data_dir=None, *, download_missing: bool = True) -> tuple[str, Path]:
-    """The first candidate directory holding all four files; download into the cache if none."""
+    """The first candidate directory holding all four files; download into the cache if none.
+
+    A directory outside the cache that holds only some of the four files is an error (rather
+    than silently reading another copy further down the search order): it is most likely an
+    interrupted copy, and the user would otherwise train on data from somewhere else.
+    """
     cands = candidate_dirs(data_dir, SYSTEM_DIRS)
     for origin, d in cands:
         for sub in (d, d / NAME):
-            if all((sub / f).is_file() for f in FILES):
+            present = [f for f in FILES if (sub / f).is_file()]
+            if len(present) == len(FILES):
                 return origin, sub
-    if data_dir is not None and Path(data_dir).is_dir() and any((Path(data_dir) / f).exists() for f in FILES):
-        missing = [f for f in FILES if not (Path(data_dir) / f).is_file()]
-        raise DataError(data_dir, f"incomplete Fashion-MNIST directory: missing {', '.join(missing)}")
+            if present and origin != "cache":  # a partial download in the cache is resumed below
+                missing = [f for f in FILES if f not in present]
+                raise DataError(sub, f"incomplete Fashion-MNIST directory: missing {', '.join(missing)} "
+                                f"(expected all four official IDX files: {', '.join(FILES)})")
     if not download_missing:
         raise DataError(None, "Fashion-MNIST not found in " + ", ".join(str(d) for _, d in cands)
                         + " (install the Debian package dataset-fashion-mnist or pass --data-dir)")
@@ -54,16 +61,14 @@ def find_dir(data_dir=None, *, download_missing: bool = True) -> tuple[str, Path
     return "downloaded", target
 
 
-def _verified(path: Path, verify: bool) -> bytes:
-    data = read_gz_bytes(path)
+def _verify(path: Path, data: bytes) -> None:
+    """Check the decompressed content against the official size and SHA-256."""
     _, sha, size = FILES[path.name]
-    if verify:
-        if len(data) != size:
-            raise DataError(path, f"decompressed size {len(data)} bytes, expected {size} (truncated or wrong file)")
-        got = bytes_digest(data)
-        if got != sha:
-            raise DataError(path, f"checksum mismatch: sha256 of decompressed content {got}, expected {sha}")
-    return data
+    if len(data) != size:
+        raise DataError(path, f"decompressed size {len(data)} bytes, expected {size} (truncated or wrong file)")
+    got = bytes_digest(data)
+    if got != sha:
+        raise DataError(path, f"checksum mismatch: sha256 of decompressed content {got}, expected {sha}")
 
 
 def load(split: str, data_dir=None, *, verify: bool = True, download_missing: bool = True) -> ImageDataset:
@@ -71,12 +76,20 @@ def load(split: str, data_dir=None, *, verify: bool = True, download_missing: bo
         raise DataError(None, f"Fashion-MNIST has no split {split!r}; choose one of {sorted(SPLITS)}")
     origin, d = find_dir(data_dir, download_missing=download_missing)
     img_file, lbl_file = (d / f for f in SPLITS[split])
-    images = parse_idx(_verified(img_file, verify), img_file, 3)
-    labels = parse_idx(_verified(lbl_file, verify), lbl_file, 1)
+    # Structure first (gzip, IDX magic, shape), checksum last: a wrong or damaged file then gets
+    # the most specific message ("wrong magic number" rather than just "checksum mismatch").
+    img_bytes = read_gz_bytes(img_file)
+    images = parse_idx(img_bytes, img_file, 3)
     if images.shape[1:] != (28, 28):
-        raise DataError(img_file, f"wrong image shape {images.shape[1:]}; expected 28x28")
+        h, w = images.shape[1:]
+        raise DataError(img_file, f"wrong image shape {h}x{w}; expected 28x28 (Fashion-MNIST)")
+    lbl_bytes = read_gz_bytes(lbl_file)
+    labels = parse_idx(lbl_bytes, lbl_file, 1)
     if images.shape[0] != labels.shape[0]:
-        raise DataError(lbl_file, f"{labels.shape[0]} labels for {images.shape[0]} images in {img_file.name}")
+        raise DataError(lbl_file, f"{labels.shape[0]} labels for {images.shape[0]} images in {img_file.name}; expected one label per image")
+    if verify:
+        _verify(img_file, img_bytes)
+        _verify(lbl_file, lbl_bytes)
     if labels.size and labels.max() >= len(CLASSES):
         raise DataError(lbl_file, f"label {int(labels.max())} out of range 0..{len(CLASSES) - 1}")
     return ImageDataset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -23,8 +24,9 @@ def read_gz_bytes(path: Path) -> bytes:
         return raw
     try:
         return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(path, f"truncated or corrupt gzip file ({exc}); delete it and load again") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise DataError(path, f"truncated or corrupt gzip file ({exc}); expected a complete gzip-compressed "
+                        "IDX file: delete it and load again") from exc
 
 
 def parse_idx(data: bytes, path: Path, expect_dims: int) -> np.ndarray:
@@ -38,9 +40,9 @@ def parse_idx(data: bytes, path: Path, expect_dims: int) -> np.ndarray:
         raise DataError(path, f"wrong magic number 0x{magic:08x}; expected 0x{want:08x} (unsigned byte IDX with {expect_dims} dimension(s))")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise DataError(path, "IDX header truncated")
+        raise DataError(path, f"IDX header truncated ({len(data)} bytes; a {ndim}-dimensional header needs {header})")
     dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    n = int(np.prod(dims))
+    n = math.prod(dims)  # exact: np.prod would wrap around for absurd header values
     if len(data) - header != n:
         raise DataError(path, f"IDX payload has {len(data) - header} bytes; header dimensions {dims} need {n}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -42,6 +44,8 @@ def _list_entries(source: Path) -> dict[str, dict[str, list[str]]]:
     tree: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
     for n in names:
         parts = PurePosixPath(n).parts
+        if any(p == "__MACOSX" or p.startswith(".") for p in parts):
+            continue  # macOS resource forks (__MACOSX/, ._x.jpg) and hidden files are not images
         # tolerate one top-level folder in the archive (e.g. cifar10/train/...)
         if parts and parts[0] not in SPLITS and len(parts) >= 3 and parts[1] in SPLITS:
             parts = parts[1:]
@@ -55,11 +59,13 @@ def _list_entries(source: Path) -> dict[str, dict[str, list[str]]]:
         if not tree[split]:
             raise DataError(source, f"missing split '{split}/' (expected {'/'.join(SPLITS)} folders with one sub-folder per class)")
     classes = sorted(set(tree["train"]) | set(tree["test"]))
+    empty = [f"'{split}/{cls}/'" for split in SPLITS for cls in classes if not tree[split].get(cls)]
+    if empty:
+        many = len(empty) > 1
+        raise DataError(source, f"empty class folder{'s' if many else ''}: {', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''} "
+                        f"ha{'ve' if many else 's'} no PNG/JPEG images (every class needs images in both train/ and test/)")
     for split in SPLITS:
-        for cls in classes:
-            files = tree[split].get(cls, [])
-            if not files:
-                raise DataError(source, f"empty class folder: '{split}/{cls}/' has no PNG/JPEG images")
+        for files in tree[split].values():
             files.sort()
     return tree
 
@@ -69,8 +75,9 @@ def _decode(blob: bytes, name: str, source: Path) -> np.ndarray:
         with Image.open(io.BytesIO(blob)) as im:
             im = im.convert("RGB") if im.mode not in ("L", "RGB") else im
             arr = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(source, f"cannot decode image '{name}' ({exc})") from exc
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error, ... on bad data
+        kind = "not a PNG/JPEG image" if isinstance(exc, UnidentifiedImageError) else f"{type(exc).__name__}: {exc}"
+        raise DataError(source, f"cannot decode image '{name}' ({kind}); expected a readable PNG/JPEG file") from exc
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
@@ -81,14 +88,15 @@ def _cache_key(source: Path) -> tuple[str, str]:
         sums = source.parent / "SHA256SUMS"
         status = "sha256 " + sha[:16] + "..."
         if sums.is_file():
-            listed = {line.split()[-1].lstrip("*"): line.split()[0] for line in sums.read_text().splitlines() if line.strip()}
+            lines = [line.split(maxsplit=1) for line in sums.read_text(errors="replace").splitlines()]
+            listed = {f[1].strip().lstrip("*"): f[0].lower() for f in lines if len(f) == 2 and not f[0].startswith("#")}
             if source.name in listed:
                 if listed[source.name] != sha:
                     raise DataError(source, f"checksum mismatch: sha256 {sha}, SHA256SUMS lists {listed[source.name]}")
                 status = "sha256 ok (SHA256SUMS)"
         return sha, status
-    stats = sorted((p.relative_to(source).as_posix(), p.stat().st_size) for p in source.rglob("*") if p.is_file())
-    return bytes_digest(repr(stats).encode()), "directory (file list and sizes)"
+    stats = sorted((p.relative_to(source).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in source.rglob("*") if p.is_file())
+    return bytes_digest(repr(stats).encode()), "directory (file list, sizes and times)"
 
 
 def _decode_all(source: Path, tree) -> dict[str, np.ndarray]:
@@ -97,7 +105,10 @@ def _decode_all(source: Path, tree) -> dict[str, np.ndarray]:
     classes = sorted(tree["train"])
     out: dict[str, np.ndarray] = {}
     shape = None
-    zf = zipfile.ZipFile(source) if source.is_file() else None
+    try:
+        zf = zipfile.ZipFile(source) if source.is_file() else None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(source, f"not a readable zip archive ({exc})") from exc
     try:
         total = sum(len(v) for s in SPLITS for v in tree[s].values())
         with tqdm(total=total, desc=f"decoding {source.name}", unit="img", disable=total < 2000) as bar:
@@ -105,7 +116,10 @@ def _decode_all(source: Path, tree) -> dict[str, np.ndarray]:
                 imgs, labels = [], []
                 for ci, cls in enumerate(classes):
                     for name in tree[split][cls]:
-                        blob = zf.read(name) if zf is not None else (source / name).read_bytes()
+                        try:
+                            blob = zf.read(name) if zf is not None else (source / name).read_bytes()
+                        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                            raise DataError(source, f"cannot read '{name}' ({exc}); the archive or folder is damaged") from exc
                         arr = _decode(blob, name, source)
                         if shape is None:
                             shape = arr.shape
@@ -123,6 +137,29 @@ def _decode_all(source: Path, tree) -> dict[str, np.ndarray]:
     return out
 
 
+def _cache_ok(arrays: dict[str, np.ndarray]) -> bool:
+    need = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels")] + ["classes"]
+    if any(k not in arrays for k in need):
+        return False
+    return all(arrays[f"{s}_images"].dtype == np.uint8 and arrays[f"{s}_images"].ndim == 4
+               and arrays[f"{s}_labels"].shape == arrays[f"{s}_images"].shape[:1] for s in SPLITS)
+
+
+def _write_cache(cache: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write the decode cache atomically; a cache that cannot be written only costs time."""
+    tmp = None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=cache.name + ".", suffix=".part.npz")
+        os.close(fd)
+        np.savez(tmp, **arrays)
+        os.replace(tmp, cache)
+    except OSError as exc:
+        warnings.warn(f"could not write the decode cache {cache}: {exc}", stacklevel=3)
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def load(name: str, source: Path, split: str, *, use_cache: bool = True) -> ImageDataset:
     if split not in SPLITS:
         raise DataError(source, f"no split {split!r}; choose one of {list(SPLITS)}")
@@ -133,17 +170,15 @@ def load(name: str, source: Path, split: str, *, use_cache: bool = True) -> Imag
         try:
             with np.load(cache, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile):
-            arrays = None  # a damaged cache is rebuilt, never trusted
+            if not _cache_ok(arrays):
+                arrays = None
+        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
+            arrays = None
     origin = "cached decode" if arrays is not None else "decoded"
     if arrays is None:
         arrays = _decode_all(source, _list_entries(source))
         if use_cache:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz")
-            os.close(fd)
-            np.savez(tmp, **arrays)
-            os.replace(tmp, cache)
+            _write_cache(cache, arrays)
     return ImageDataset(
         name=name, split=split,
         images=torch.from_numpy(arrays[f"{split}_images"]), labels=torch.from_numpy(arrays[f"{split}_labels"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Callable
 from . import cifar, fashion_mnist, image_folder
 from .dataset import ImageDataset
 from .errors import DataError
-from .locate import candidate_dirs
+from .locate import cache_dir, candidate_dirs
 
 
 @dataclass(frozen=True)
@@ -25,15 +26,19 @@ class DatasetInfo:
 
 def _find_image_folder(stem: str, data_dir) -> Path:
     """``<dir>/<stem>.zip``, ``<dir>/<stem>/<stem>.zip`` or an extracted ``<dir>/<stem>/`` tree."""
+    return _find_image_folder_origin(stem, data_dir)[1]
+
+
+def _find_image_folder_origin(stem: str, data_dir) -> tuple[str, Path]:
     cands = candidate_dirs(data_dir)
-    for _, d in cands:
+    for origin, d in cands:
         for p in (d / f"{stem}.zip", d / stem / f"{stem}.zip"):
             if p.is_file():
-                return p
+                return origin, p
         if (d / stem / "train").is_dir():
-            return d / stem
+            return origin, d / stem
         if d.name == stem and (d / "train").is_dir():
-            return d
+            return origin, d
     raise DataError(None, f"{stem} not found: looked for {stem}.zip or {stem}/ in "
                     + ", ".join(str(d) for _, d in cands)
                     + " (set IMCNOISE_DATA_DIR or pass --data-dir; there is no official download)")
@@ -63,15 +68,22 @@ def get_info(name: str) -> DatasetInfo:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(name: str, split: str, data_dir: str | None, download: bool) -> ImageDataset:
+def _load_cached(name: str, split: str, data_dir: str | None, download: bool, env: tuple[str, ...] = ()) -> ImageDataset:
+    # ``env`` only keys the memo: the search path read from the environment by the loaders
     kw = {} if name == "cifar10-jpeg" else {"download_missing": download}
     return get_info(name).loader(split, data_dir, **kw)
 
 
 def load_dataset(name: str, split: str, data_dir: str | Path | None = None, *, download: bool = True) -> ImageDataset:
-    """Load one split of a named data set (memoised per process: the whole set stays in RAM)."""
+    """Load one split of a named data set (memoised per process: the whole set stays in RAM).
+
+    The memo is keyed by the arguments and by ``$IMCNOISE_DATA_DIR`` and the cache directory, so
+    changing where data are looked for in-process loads afresh. ``_load_cached.cache_clear()``
+    forces a reload.
+    """
     get_info(name)
-    return _load_cached(name, split, None if data_dir is None else str(data_dir), download)
+    env = (os.environ.get("IMCNOISE_DATA_DIR", ""), str(cache_dir()))
+    return _load_cached(name, split, None if data_dir is None else str(data_dir), download, env)
 
 
 def locate(name: str, data_dir=None) -> str:
@@ -84,7 +96,7 @@ def locate(name: str, data_dir=None) -> str:
             fmt = cifar.CIFAR10 if name == "cifar10" else cifar.CIFAR100
             origin, d = cifar.find_root(fmt, data_dir, download_missing=False)
         else:
-            origin, d = "found", _find_image_folder(name, data_dir)
+            origin, d = _find_image_folder_origin(name, data_dir)
         return f"found: {d} ({origin})"
     except DataError as exc:
         return f"not found ({exc.problem})"

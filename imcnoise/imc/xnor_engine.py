@@ -144,9 +144,7 @@ class XnorEngine:
     def xnor_layer(self, layer: XnorLayer, bits: torch.Tensor, res_bits: torch.Tensor | None, T: int,
                    record_membrane: bool = False):
         """Alg. 2 for one layer: MAC slot(s), accumulation, fire & reset. Returns output bits ``[T, B, ...]``."""
-        d = self.dot(layer, bits)
-        if res_bits is not None:
-            d = d + self.dot(layer, res_bits)  # slot tau2 added to slot tau1 held in the buffer (eq. 11)
+        d = self.mac(layer, bits, res_bits)
         gain, bias, theta_hat = self._xnor_params[layer.index]
         shape = (-1, 1, 1) if layer.kind == "conv" else (-1,)
         drive = gain.view(shape) * d - bias.view(shape)
@@ -156,6 +154,13 @@ class XnorEngine:
             out, mem = if_multistep(drive, th, record_membrane)
             return out.float(), mem
         return (drive > th).float(), (drive - th if record_membrane else None)
+
+    def mac(self, layer: XnorLayer, bits: torch.Tensor, res_bits: torch.Tensor | None) -> torch.Tensor:
+        """dot of eq. (11): slot tau1 (layer l-1 input) plus, for residual layers, slot tau2 (layer l-2)."""
+        d = self.dot(layer, bits)
+        if res_bits is not None:
+            d = d + self.dot(layer, res_bits)
+        return d
 
     def output_layer(self, bits: torch.Tensor, T: int) -> torch.Tensor:
         d = self._digital[self.program.output.index]
@@ -169,6 +174,7 @@ class XnorEngine:
         every layer's output bits ``[T, B, ...]`` (pre-pool)."""
         x = self.input(images_u8, index, input_seed)
         T = x.shape[0]
+        self._batch = (index.to(self.device), T)  # for engines whose per-read noise is keyed by image
         mem_on = recording is not None and recording.record_membrane
         bits, mem = self.first_layer(x, mem_on)
         first = self.program.first
