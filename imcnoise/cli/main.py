@@ -21,6 +21,23 @@ def fail(msg: str, code: int = 2):
     raise typer.Exit(code)
 
 
+def _command_line(ctx: typer.Context) -> str:
+    """The command as the user could retype it: the flags given on the command line."""
+    parts = ["imcnoise", ctx.info_name]
+    for p in ctx.command.params:
+        src = ctx.get_parameter_source(p.name)
+        if src is None or src.name != "COMMANDLINE":
+            continue
+        v = ctx.params[p.name]
+        if not p.opts or not p.opts[0].startswith("-"):
+            parts.append(shlex.quote(str(v)))
+        elif isinstance(v, bool):
+            parts.append(p.opts[0] if v else (p.secondary_opts[0] if p.secondary_opts else ""))
+        else:
+            parts += [p.opts[0], shlex.quote(str(v))]
+    return " ".join(x for x in parts if x)
+
+
 def _set_threads(threads: Optional[int]):
     if threads is not None:
         if threads < 1:
@@ -32,6 +49,7 @@ def _set_threads(threads: Optional[int]):
 
 @app.command()
 def train(
+    ctx: typer.Context,
     model: str = typer.Option(None, help="bsnn | bnn"),
     dataset: str = typer.Option(None, help="fashion-mnist | cifar10-jpeg | cifar10 | cifar100"),
     preset: Optional[str] = typer.Option(None, help="named settings (see --list-presets); flags override"),
@@ -74,7 +92,7 @@ def train(
         from ..models.topology import parse_schedule
 
         parse_schedule(cfg.residual)
-        run_train(cfg, out, resume=resume, data_dir=data_dir, command="imcnoise " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        run_train(cfg, out, resume=resume, data_dir=data_dir, command=_command_line(ctx))
     except (ValueError, DataError) as exc:
         fail(str(exc))
 

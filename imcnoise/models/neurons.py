@@ -65,7 +65,7 @@ class _IFSurrogate(torch.autograd.Function):
         # (both stored in x's dtype) tolerate bf16, an accumulating potential does not.
         spikes = torch.empty_like(x)
         sg = torch.empty_like(x)
-        v = x[0].float()
+        v = x[0].to(torch.float32, copy=True)  # never alias (and modify) the input
         fired = torch.empty_like(v, dtype=torch.bool)
         tmp = torch.empty_like(v)
         for t in range(x.shape[0]):

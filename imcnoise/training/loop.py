@@ -39,6 +39,14 @@ def model_config_for(cfg: TrainConfig, data) -> ModelConfig:
                        residual=cfg.residual, threshold=cfg.threshold, input_mean=mean, input_std=std)
 
 
+def init_model(model: BinaryVGG11, cfg: TrainConfig) -> BinaryVGG11:
+    """Training-time initialisation: pooling-aware batch-norm bias (see TrainConfig.pool_bn_bias_init)."""
+    for spec, norm in zip(model.plan, model.norms):
+        if spec.pool_after:
+            torch.nn.init.constant_(norm.bias, cfg.pool_bn_bias_init)
+    return model
+
+
 def _param_groups(model: BinaryVGG11, weight_decay: float):
     binary, fp, no_decay = [], [], []
     for mod in model.modules():
@@ -86,10 +94,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
 
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     mcfg = model_config_for(cfg, train_ds)
-    model = BinaryVGG11(mcfg).to(dev)
-    for spec, norm in zip(model.plan, model.norms):
-        if spec.pool_after:
-            torch.nn.init.constant_(norm.bias, cfg.pool_bn_bias_init)
+    model = init_model(BinaryVGG11(mcfg), cfg).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # faster oneDNN convolutions
     opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD

@@ -1,0 +1,52 @@
+"""Small models with realistic batch-norm statistics, for tests that must run in seconds."""
+
+from __future__ import annotations
+
+import torch
+
+from imcnoise.data import load_dataset
+from imcnoise.data.transforms import NORMALIZATION
+from imcnoise.models.inputs import model_input
+from imcnoise.models.vgg import BinaryVGG11, ModelConfig
+
+
+def fmnist(split: str = "test", n: int | None = None):
+    return load_dataset("fashion-mnist", split).subset(n)
+
+
+def calibrated_model(kind: str = "bsnn", residual: str = "paper", width: float = 0.125, timesteps: int = 4,
+                     seed: int = 0, negative_gamma: float = 0.0, zero_gamma: int = 0) -> BinaryVGG11:
+    """Random model whose BN running statistics come from real Fashion-MNIST images.
+
+    ``negative_gamma``: fraction of channels per layer whose BN weight gamma is made negative;
+    ``zero_gamma``: number of channels per binary layer with gamma = 0 (input-independent rows).
+    """
+    torch.manual_seed(seed)
+    mean, std = NORMALIZATION["fashion-mnist"]
+    cfg = ModelConfig(kind=kind, width=width, timesteps=timesteps, in_channels=1, num_classes=10, residual=residual,
+                      input_mean=mean, input_std=std)
+    model = BinaryVGG11(cfg)
+    data = fmnist("train", 256)
+    for norm in model.norms:
+        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            norm.momentum = None  # cumulative average over the calibration batches
+            torch.nn.init.uniform_(norm.bias, -0.6, 0.3)
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(data), 64):
+            idx = torch.arange(start, start + 64)
+            model(model_input(cfg, data.images[idx], idx, seed))
+    g = torch.Generator().manual_seed(seed + 1)
+    for spec, norm in zip(model.plan, model.norms):
+        if not isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            continue
+        with torch.no_grad():
+            c = norm.weight.shape[0]
+            if negative_gamma > 0:
+                flip = torch.rand(c, generator=g) < negative_gamma
+                norm.weight[flip] *= -1
+                # keep the neuron active with a negative scale: shift its bias up
+                norm.bias[flip] += 1.0
+            if zero_gamma and spec.binary:
+                norm.weight[:zero_gamma] = 0.0
+    return model.eval()

@@ -1,0 +1,139 @@
+"""Training loop, checkpoints and the train/eval commands (paper Alg. 1)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from imcnoise.cli.main import app
+from imcnoise.data.transforms import NORMALIZATION
+from imcnoise.models.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from imcnoise.models.inputs import model_input
+from imcnoise.models.vgg import BinaryVGG11, ModelConfig
+from imcnoise.training.config import TrainConfig
+from imcnoise.training.loop import init_model, train
+
+from helpers import calibrated_model, fmnist
+
+TINY = dict(dataset="fashion-mnist", width=0.125, timesteps=2, train_limit=256, eval_limit=64, batch_size=32,
+            epochs=2, precision="fp32")
+
+
+@pytest.mark.parametrize("kind", ["bsnn", "bnn"])
+def test_tiny_model_trains_on_real_subset_and_loss_falls(kind):
+    torch.manual_seed(0)
+    mean, std = NORMALIZATION["fashion-mnist"]
+    cfg = ModelConfig(kind=kind, width=0.125, timesteps=2, in_channels=1, input_mean=mean, input_std=std)
+    model = init_model(BinaryVGG11(cfg), TrainConfig(model=kind))
+    data = fmnist("train", 256)
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    losses = []
+    for epoch in range(5):
+        for start in range(0, 256, 64):
+            idx = torch.arange(start, start + 64)
+            loss = F.cross_entropy(model(model_input(cfg, data.images[idx], idx, epoch)), data.labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            model.clip_latent_()
+            losses.append(float(loss.detach()))
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < 0.8 * first, (first, last)
+
+
+def test_training_is_deterministic_and_resume_continues_exactly(tmp_path):
+    cfg = TrainConfig(model="bsnn", **TINY)
+    train(cfg, tmp_path / "a", progress=False)  # uninterrupted, 2 epochs
+    _train_first_epoch_only(cfg, tmp_path / "b")  # killed after epoch 1 ...
+    assert torch.load(tmp_path / "b" / "last.pt", weights_only=True)["epoch"] == 0
+    train(cfg, tmp_path / "b", resume=True, progress=False)  # ... and resumed
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert [h["test_acc"] for h in a["history"]] == [h["test_acc"] for h in b["history"]]
+    with pytest.raises(ValueError, match="cannot resume"):
+        train(TrainConfig(model="bsnn", **{**TINY, "lr": 1e-3}), tmp_path / "b", resume=True, progress=False)
+
+
+def _train_first_epoch_only(cfg: TrainConfig, out):
+    """Run the first epoch of ``cfg`` and stop, as a killed process would."""
+    import imcnoise.training.loop as loop
+
+    class Stop(Exception):
+        pass
+
+    orig = loop.write_model_card
+    calls = {"n": 0}
+
+    def card(*a, **k):
+        orig(*a, **k)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise Stop
+
+    loop.write_model_card = card
+    try:
+        with pytest.raises(Stop):
+            train(cfg, out, progress=False)
+    finally:
+        loop.write_model_card = orig
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    model = calibrated_model("bsnn")
+    path = save_checkpoint(tmp_path / "m.pt", model, training={"seed": 0}, metrics={"test_accuracy": 0.1},
+                           data={"dataset": "fashion-mnist"})
+    loaded, meta = load_checkpoint(path)
+    x = (torch.rand(4, 3, 1, 32, 32) < 0.4).float()
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert meta["versions"]["torch"] == str(torch.__version__)
+    assert path.stat().st_size < 200_000  # signs as bits: small
+    assert meta["model_config"]["kind"] == "bsnn"
+
+
+def test_mismatched_checkpoint_gives_clear_error(tmp_path):
+    model = calibrated_model("bsnn")
+    path = save_checkpoint(tmp_path / "m.pt", model, training={}, metrics={}, data={"dataset": "fashion-mnist"})
+    with pytest.raises(CheckpointError, match=r"kind='bsnn' but kind='bnn' was requested"):
+        load_checkpoint(path, expect={"kind": "bnn"})
+    with pytest.raises(CheckpointError, match=r"dataset='fashion-mnist' but dataset='cifar100'"):
+        load_checkpoint(path, expect={"dataset": "cifar100"})
+    # a state that does not fit the config
+    obj = read_checkpoint(path)
+    obj["model_config"]["width"] = 0.25
+    torch.save(obj, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="weight shape"):
+        load_checkpoint(tmp_path / "bad.pt")
+    # a training-state file is not an inference checkpoint
+    torch.save({"model": {}}, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="resume only"):
+        load_checkpoint(tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_train_and_eval_commands(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--model", "bnn", "--dataset", "fashion-mnist", "--width", "0.125", "--epochs", "1",
+                            "--train-limit", "128", "--eval-limit", "32", "--batch-size", "32", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "imcnoise train --model bnn" in card and "test accuracy" in card
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist) == 1
+    r = runner.invoke(app, ["eval", str(out / "model.pt"), "--limit", "32"])
+    assert r.exit_code == 0, r.output
+    assert "accuracy" in r.output and "firing rates per layer" in r.output
+    r = runner.invoke(app, ["eval", str(out / "model.pt"), "--dataset", "cifar10", "--limit", "4", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "error:" in r.output
+    r = runner.invoke(app, ["train", "--model", "xnn", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--model='xnn'" in r.output
+    r = runner.invoke(app, ["train", "--model", "bnn", "--epochs", "0", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--epochs=0" in r.output
