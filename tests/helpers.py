@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import torch
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 from imcnoise.data import load_dataset
 from imcnoise.data.transforms import NORMALIZATION
