@@ -181,6 +181,14 @@ class AnalogConfig(_Strict):
     array: ArrayConfig = Field(default_factory=ArrayConfig)
     t_inference_s: float = Field(0.0, ge=0, le=1e10, description="time between programming and inference (drift)")
 
+    @model_validator(mode="after")
+    def _drift_times(self):
+        allowed = (0.0, 1.0, 86400.0, 172800.0)
+        if isinstance(self.device, AihwkitReRamDevice) and self.t_inference_s not in allowed:
+            raise ValueError(f"t_inference_s={self.t_inference_s}: the aihwkit_reram_wan2022 model is fitted only at "
+                             f"{allowed} s")
+        return self
+
     @classmethod
     def ideal(cls, **device_kw) -> "AnalogConfig":
         """Every non-ideality off (zero spread, no faults, no offsets, no buffer noise)."""

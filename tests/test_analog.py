@@ -1,0 +1,243 @@
+"""Analog XNOR arrays on aihwkit tiles: device statistics, periphery, exactness when ideal."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+from scipy import stats
+
+from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip, target_conductances
+from imcnoise.imc.config import (AihwkitPcmDevice, AihwkitReRamDevice, AnalogConfig, ResidualBufferConfig, RramDevice,
+                                 SenseAmpConfig, SttMramDevice)
+from imcnoise.imc.devices import GRID, make_noise_model, nominal_off_ratio
+from imcnoise.imc.fold import fold_model
+from imcnoise.imc.periphery import PeripheryDraw, sense
+from imcnoise.imc.xnor_engine import evaluate_xnor
+
+from helpers import calibrated_model, fmnist
+
+N_DEV = 200_000
+
+
+def _program(device, n=N_DEV, seed=0, t=0.0):
+    """Program n devices in the on state and n in the off state; returns normalised G (on, off)."""
+    nm = make_noise_model(device)
+    r = nominal_off_ratio(device)
+    w = torch.cat([torch.ones(n), torch.full((n,), r)]).view(1, -1)
+    torch.manual_seed(seed)
+    g, drift = nm.apply_programming_noise(w)
+    if t > 0:
+        g = nm.apply_drift_noise(g, drift, t)
+    return g[0, :n], g[0, n:]
+
+
+def test_stt_mram_conductances_match_configured_median_and_sigma():
+    dev = SttMramDevice(r_p_ohm=6e3, tmr=1.0, sigma_r_p=0.05, sigma_r_ap=0.08)
+    g_on, g_off = _program(dev)
+    # median: R_P and R_AP = R_P (1 + TMR) (normalised: G_on = 1, G_off = 0.5)
+    for g, nominal, sigma in ((g_on, 1.0, 0.05), (g_off, 0.5, 0.08)):
+        r = 1.0 / g.double()  # in units of R_P
+        med = float(r.median())
+        assert abs(med - 1 / nominal) / (1 / nominal) < 4 * 1.2533 * sigma / math.sqrt(N_DEV) + 1 / GRID
+        s = float(torch.log(r).std())
+        # sd of a sample sd ~ sigma / sqrt(2n); grid quantisation adds < 1/GRID relative
+        assert abs(s - sigma) < 5 * sigma / math.sqrt(2 * N_DEV) + 2 / GRID
+    # lognormal: ln R is normal (KS test against the configured distribution)
+    ks = stats.kstest(torch.log(1 / g_on.double()).numpy(), "norm", args=(0.0, 0.05))
+    assert ks.pvalue > 1e-4
+
+
+def test_rram_conductances_and_drift():
+    dev = RramDevice(sigma_lrs=0.05, sigma_hrs=0.2, drift_nu=0.01, drift_t0_s=1.0)
+    g_on, g_off = _program(dev)
+    assert abs(float(torch.log(g_on.double()).std()) - 0.05) < 0.002
+    assert abs(float(g_on.median()) - 1.0) < 0.002
+    # HRS = 1/100 of LRS here; grid quantisation (2**-12) dominates relative error there, check the median only
+    assert abs(float(g_off.median()) - 0.01) < 1 / GRID
+    on_t, _ = _program(dev, t=1e4)  # 4 decades after t0: mean loses 4 * 1 %
+    assert abs(float(on_t.median()) / float(g_on.median()) - 0.96) < 0.002
+
+
+@pytest.mark.parametrize("p_on,p_off", [(0.01, 0.0), (0.0, 0.02), (0.005, 0.015)])
+def test_stuck_at_fractions_within_binomial_bounds(p_on, p_off):
+    dev = SttMramDevice(sigma_r_p=0.0, sigma_r_ap=0.0, p_stuck_p=p_on, p_stuck_ap=p_off)
+    g_on, g_off = _program(dev)
+    n = N_DEV
+    stuck_ap = int((g_on < 0.75).sum())  # on-target devices found in AP
+    stuck_p = int((g_off > 0.75).sum())  # off-target devices found in P
+    for k, p in ((stuck_ap, p_off), (stuck_p, p_on)):
+        lo, hi = stats.binom.ppf([1e-5, 1 - 1e-5], n, p)
+        assert lo <= k <= hi, (k, p)
+
+
+def test_ideal_analog_chip_equals_integer_engine():
+    for kind in ("bsnn", "bnn"):
+        prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
+        d = fmnist("test", 48)
+        ref = evaluate_xnor(prog, d, keep_predictions=True)
+        chip = AnalogChip(prog, AnalogConfig.ideal(), chip_seed=3, image_chunk=48)
+        res = evaluate_chip(chip, d, batch_size=24, error_stats=True, keep_predictions=True)
+        assert torch.equal(res.predictions, ref.predictions)
+        assert res.spike_rates == ref.spike_rates
+        assert all(v["frac_wrong"] == 0 and v["max_abs_err"] == 0 for v in res.errors.values())
+
+
+def test_ideal_rram_chip_is_exact_too():
+    prog = fold_model(calibrated_model("bsnn"))
+    d = fmnist("test", 24)
+    cfg = AnalogConfig(device=RramDevice(sigma_lrs=0, sigma_hrs=0, read_sigma=0), buffer=ResidualBufferConfig(kt_c_noise=False))
+    res = evaluate_chip(AnalogChip(prog, cfg), d, error_stats=True, keep_predictions=True)
+    assert torch.equal(res.predictions, evaluate_xnor(prog, d, keep_predictions=True).predictions)
+    assert all(v["max_abs_err"] == 0 for v in res.errors.values())
+
+
+def _dot_counts(chip, prog, d, layer_index):
+    """Sensed dot of one layer for a batch (via a hook on mac)."""
+    seen = {}
+    orig = chip.mac
+
+    def hook(layer, bits, res):
+        out = orig(layer, bits, res)
+        if layer.index == layer_index:
+            seen["dot"] = out.clone()
+            seen["ideal"] = type(chip).__mro__[1].mac(chip, layer, bits, res)
+        return out
+
+    chip.mac = hook
+    chip.run(d.images, torch.arange(len(d)))
+    chip.mac = orig
+    return seen["dot"], seen["ideal"]
+
+
+def test_known_offset_shifts_the_measured_dot():
+    prog = fold_model(calibrated_model("bsnn", residual="none"))
+    d = fmnist("test", 8)
+    chip = AnalogChip(prog, AnalogConfig.ideal())
+    layer = prog.xnor_layers[0]  # layer 2: one column tile (M = 72 cells)
+    chip.periphery[layer.index] = PeripheryDraw(torch.full((1, layer.rows), 2.0), torch.ones(1, layer.rows))
+    dot, ideal = _dot_counts(chip, prog, d, layer.index)
+    assert torch.equal(dot, (ideal + 2).clamp(max=layer.cols))
+    # a column with offset -3.4 reads 3 counts low (ADC rounds), others unchanged
+    off = torch.zeros(1, layer.rows)
+    off[0, 5] = -3.4
+    chip.periphery[layer.index] = PeripheryDraw(off, torch.ones(1, layer.rows))
+    dot, ideal = _dot_counts(chip, prog, d, layer.index)
+    diff = dot - ideal
+    assert torch.equal(diff[:, 5], (-3.0 * torch.ones_like(ideal[:, 5])).clamp(min=-ideal[:, 5]))
+    assert (diff[:, torch.arange(layer.rows) != 5] == 0).all()
+
+
+def test_offsets_constant_within_chip_and_independent_across_chips():
+    prog = fold_model(calibrated_model("bsnn", residual="none"))
+    cfg = AnalogConfig(device=SttMramDevice(sigma_r_p=0, sigma_r_ap=0), sense_amp=SenseAmpConfig(offset_sigma_lsb=1.5),
+                       buffer=ResidualBufferConfig(kt_c_noise=False))
+    d = fmnist("test", 8)
+    layer = prog.xnor_layers[0]
+    chip = AnalogChip(prog, cfg, chip_seed=1)
+    dot, ideal = _dot_counts(chip, prog, d, layer.index)
+    err = dot - ideal  # [T*B, rows, H, W]
+    off = chip.periphery[layer.index].offset_lsb[0]
+    unclipped = (ideal + off.view(1, -1, 1, 1).round() >= 0) & (ideal + off.view(1, -1, 1, 1).round() <= layer.cols)
+    # the same column shows the same error in every image, time step and position
+    expect = off.round().view(1, -1, 1, 1).expand_as(err)
+    assert torch.equal(err[unclipped], expect[unclipped])
+    # same seed -> same offsets; another chip -> independent offsets with the configured sigma
+    again = AnalogChip(prog, cfg, chip_seed=1)
+    assert torch.equal(again.periphery[layer.index].offset_lsb, off.view(1, -1))
+    offs = []
+    for seed in range(40):
+        chip.program_chip(seed)
+        offs.append(torch.cat([p.offset_lsb.flatten() for p in chip.periphery.values()]))
+    o = torch.stack(offs).double()
+    assert abs(float(o.std()) - 1.5) < 5 * 1.5 / math.sqrt(2 * o.numel())
+    c = torch.corrcoef(o[:, :200].T)
+    off_diag = c[~torch.eye(200, dtype=torch.bool)]
+    assert float(off_diag.abs().mean()) < 0.2  # chips independent (|r| of 40 samples ~ 0.13 on average)
+    assert float(torch.corrcoef(o[:2])[0, 1].abs()) < 0.1
+
+
+def test_ktc_noise_sigma_matches_sqrt_kT_over_C():
+    buf = ResidualBufferConfig(capacitance_f=10e-15, temperature_k=300.0)
+    sa = SenseAmpConfig(lsb_voltage_v=0.025)
+    assert math.isclose(buf.ktc_sigma_lsb(sa.lsb_voltage_v) * 0.025, math.sqrt(1.380649e-23 * 300 / 10e-15), rel_tol=1e-12)
+    assert math.isclose(math.sqrt(1.380649e-23 * 300 / 10e-15), 0.64e-3, rel_tol=0.01)  # device-parameters.md
+    # empirically through the sense path: hold 100 LSB, add 0, no ADC rounding error visible at 1e6 samples
+    cfg = AnalogConfig(sense_amp=SenseAmpConfig(lsb_voltage_v=1e-4, adc_bits=None, clip=False), buffer=buf)
+    n = 400_000
+    z = torch.randn(1, 1, n, generator=torch.Generator().manual_seed(0))
+    per = PeripheryDraw(torch.zeros(1, 1), torch.ones(1, 1))
+    raw1 = torch.full((1, 1, n), 100.0)
+    raw0 = torch.zeros(1, 1, n)
+    counts = sense([raw1, raw0], 50, 0.5, per, 0, cfg, {"ktc": z, "sa": None})
+    sigma = buf.ktc_sigma_lsb(1e-4)  # 6.4 LSB at 0.1 mV per match
+    # counts = round(100 + noise - 2*50*1) = round(noise); var = sigma^2 + 1/12 (rounding)
+    s = float(counts.double().std())
+    assert abs(s - math.sqrt(sigma ** 2 + 1 / 12)) < 5 * sigma / math.sqrt(2 * n)
+
+
+def test_buffer_droop_and_gain_are_applied_to_the_held_slot():
+    cfg = AnalogConfig(buffer=ResidualBufferConfig(kt_c_noise=False, hold_time_s=1e-6, leak_resistance_ohm=1e8,
+                                                   capacitance_f=1e-14), sense_amp=SenseAmpConfig(clip=False, adc_bits=16))
+    droop = math.exp(-1e-6 / (1e8 * 1e-14))
+    assert math.isclose(cfg.buffer.droop, droop)
+    per = PeripheryDraw(torch.zeros(1, 2), torch.tensor([[1.0, 0.9]]))
+    raw1 = torch.full((1, 2, 1), 300.0)
+    raw2 = torch.full((1, 2, 1), 260.0)
+    out = sense([raw1, raw2], 256, 0.5, per, 0, cfg, {})
+    expected = torch.tensor([300 * droop + 260 - 512, 300 * 0.9 * droop + 260 - 512])
+    assert torch.equal(out.view(-1), expected.float().round())  # >= 10 bits resolve every count: integers
+    cfg.sense_amp.adc_bits = 4  # 16 levels over 0..512: steps of 512/15
+    out = sense([raw1 + 600, raw2], 256, 0.5, per, 0, cfg, {})
+    step = 512 / 15
+    assert torch.allclose(out.view(-1), ((expected + torch.tensor([600 * droop, 540 * droop])) / step).round().float() * step)
+
+
+def test_redraw_gives_new_chip_and_same_seed_reproduces():
+    prog = fold_model(calibrated_model("bsnn"))
+    cfg = AnalogConfig(device=SttMramDevice(sigma_r_p=0.05, sigma_r_ap=0.05), sense_amp=SenseAmpConfig(offset_sigma_lsb=0.5))
+    chip = AnalogChip(prog, cfg, chip_seed=7)
+    g7 = chip.conductances(3, 0).clone()
+    chip.program_chip(8)
+    assert not torch.equal(chip.conductances(3, 0), g7)
+    chip.program_chip(7)
+    assert torch.equal(chip.conductances(3, 0), g7)
+    d = fmnist("test", 16)
+    a = evaluate_chip(chip, d, batch_size=16, keep_predictions=True)
+    b = evaluate_chip(AnalogChip(prog, cfg, chip_seed=7), d, batch_size=5, keep_predictions=True)  # other batching
+    assert torch.equal(a.predictions, b.predictions) and a.spike_rates == b.spike_rates
+    # targets are the complementary pair: bit 1 -> (G_on, G_off), bit 0 -> (G_off, G_on)
+    t = target_conductances(torch.tensor([[1, 0]]), 0.5)
+    assert t.tolist() == [[1.0, 0.5, 0.5, 1.0]]
+
+
+@pytest.mark.parametrize("device", [AihwkitPcmDevice(), AihwkitReRamDevice(), RramDevice(read_sigma=0.02)])
+def test_aihwkit_and_rram_models_plug_in(device):
+    prog = fold_model(calibrated_model("bnn"))
+    cfg = AnalogConfig(device=device, t_inference_s=86400.0)
+    chip = AnalogChip(prog, cfg, chip_seed=0)
+    g = chip.conductances(2, 0)
+    assert torch.isfinite(g).all() and (g >= 0).all()
+    assert not torch.equal(g, target_conductances(torch.from_numpy(prog.xnor_layers[0].bits), chip.off_ratio))
+    res = evaluate_chip(chip, fmnist("test", 16), error_stats=True)
+    assert 0.0 <= res.accuracy <= 1.0 and res.errors[2]["reads"] > 0
+
+
+def test_bad_analog_config_names_field_and_range():
+    with pytest.raises(ValidationError, match=r"device\.stt_mram\.p_stuck_p[\s\S]*less than or equal to 1"):
+        AnalogConfig(device={"model": "stt_mram", "p_stuck_p": 1.5})
+    with pytest.raises(ValidationError, match=r"sigma_r_p[\s\S]*greater than or equal to 0"):
+        AnalogConfig(device={"model": "stt_mram", "sigma_r_p": -0.1})
+    with pytest.raises(ValidationError, match="does not match any of the expected tags"):
+        AnalogConfig(device={"model": "flash"})
+    with pytest.raises(ValidationError, match="r_hrs_ohm"):
+        RramDevice(r_lrs_ohm=1e6, r_hrs_ohm=1e5)
+    with pytest.raises(ValidationError, match="adc_bits"):
+        SenseAmpConfig(adc_bits=0)
+    with pytest.raises(ValidationError, match="fitted only at"):
+        AnalogConfig(device={"model": "aihwkit_reram_wan2022"}, t_inference_s=5.0)
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        AnalogConfig(sense_amp={"offset": 1})
