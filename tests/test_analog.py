@@ -172,7 +172,7 @@ def test_ktc_noise_sigma_matches_sqrt_kT_over_C():
     per = PeripheryDraw(torch.zeros(1, 1), torch.ones(1, 1))
     raw1 = torch.full((1, 1, n), 100.0)
     raw0 = torch.zeros(1, 1, n)
-    counts = sense([raw1, raw0], 50, 0.5, per, 0, cfg, {"ktc": z, "sa": None})
+    counts = sense([raw1, raw0], torch.tensor(50.0), 0.5, per.offset_lsb, per.buffer_gain, cfg, {"ktc": z, "sa": None})
     sigma = buf.ktc_sigma_lsb(1e-4)  # 6.4 LSB at 0.1 mV per match
     # counts = round(100 + noise - 2*50*1) = round(noise); var = sigma^2 + 1/12 (rounding)
     s = float(counts.double().std())
@@ -184,14 +184,15 @@ def test_buffer_droop_and_gain_are_applied_to_the_held_slot():
                                                    capacitance_f=1e-14), sense_amp=SenseAmpConfig(clip=False, adc_bits=16))
     droop = math.exp(-1e-6 / (1e8 * 1e-14))
     assert math.isclose(cfg.buffer.droop, droop)
-    per = PeripheryDraw(torch.zeros(1, 2), torch.tensor([[1.0, 0.9]]))
+    off, gain = torch.zeros(2, 1), torch.tensor([[1.0], [0.9]])
     raw1 = torch.full((1, 2, 1), 300.0)
     raw2 = torch.full((1, 2, 1), 260.0)
-    out = sense([raw1, raw2], 256, 0.5, per, 0, cfg, {})
+    cells = torch.tensor(256.0)
+    out = sense([raw1, raw2], cells, 0.5, off, gain, cfg, {})
     expected = torch.tensor([300 * droop + 260 - 512, 300 * 0.9 * droop + 260 - 512])
     assert torch.equal(out.view(-1), expected.float().round())  # >= 10 bits resolve every count: integers
     cfg.sense_amp.adc_bits = 4  # 16 levels over 0..512: steps of 512/15
-    out = sense([raw1 + 600, raw2], 256, 0.5, per, 0, cfg, {})
+    out = sense([raw1 + 600, raw2], cells, 0.5, off, gain, cfg, {})
     step = 512 / 15
     assert torch.allclose(out.view(-1), ((expected + torch.tensor([600 * droop, 540 * droop])) / step).round().float() * step)
 

@@ -30,7 +30,7 @@ from ..seeding import derive_seed
 from .config import AnalogConfig
 from .devices import make_noise_model, nominal_off_ratio
 from .mapping import LayerMap, map_layer
-from .periphery import PeripheryDraw, draw_periphery, read_noise, sense
+from .periphery import PeripheryDraw, cells_tensor, draw_periphery, read_noise, sense, sense_noise, squared_conductance
 from .program import ChipProgram, XnorLayer
 from .xnor_engine import XnorEngine
 
@@ -89,6 +89,7 @@ class AnalogChip(XnorEngine):
         self.noise_model = make_noise_model(self.config.device)
         self.maps: dict[int, LayerMap] = {l.index: map_layer(l, self.config.array) for l in program.xnor_layers}
         self.image_chunk = image_chunk
+        self._cells = {i: cells_tensor(m, self.device) for i, m in self.maps.items()}
         self.errors: ErrorStats | None = None
         self.periphery: dict[int, PeripheryDraw] = {}
         self._build_tiles()
@@ -163,35 +164,34 @@ class AnalogChip(XnorEngine):
         return out.view(n, L, -1).transpose(1, 2)
 
     def _read_sigma_current(self, layer: XnorLayer, m: LayerMap, c: int, x: torch.Tensor) -> torch.Tensor:
-        """std of a read's current from independent per-device read noise: sqrt(sum_j x_j (s G_j)^2)."""
-        g2 = self.conductances(layer.index, c).to(self.device).double() ** 2
+        """std of a read's current from independent per-device read noise: s * sqrt(sum_j x_j G_j^2)."""
+        g2 = squared_conductance(self.conductances(layer.index, c)).to(self.device)
         n, L, cells = x.shape
-        drive = torch.cat([x, 1 - x], dim=2).reshape(n * L, 2 * cells).double()
-        return (drive @ g2.T).sqrt().float().view(n, L, -1).transpose(1, 2) * self.config.device.read_sigma
+        drive = torch.cat([x, 1 - x], dim=2).reshape(n * L, 2 * cells)
+        return (drive @ g2.T).sqrt().view(n, L, -1).transpose(1, 2) * self.config.device.read_sigma
 
     def mac(self, layer: XnorLayer, bits: torch.Tensor, res_bits: torch.Tensor | None) -> torch.Tensor:
         m = self.maps[layer.index]
         index, T = self._batch
         slots = [bits] if res_bits is None else [bits, res_bits]
         dl = 1.0 - self.off_ratio
-        total = None
-        for c in range(m.n_col_tiles):
-            raw = []
-            for si, s in enumerate(slots):
+        raw = []
+        for si, s in enumerate(slots):
+            per_tile = []
+            for c in range(m.n_col_tiles):
                 x = self._tile_inputs(layer, m, c, s)
                 i = self._raw_current(layer, m, c, x)
                 if self.config.device.read_sigma > 0:
                     z = read_noise(self.chip_seed, "device-read", layer.index, c, si, index, T, layer.rows, x.shape[1], self.device)
                     i = i + z * self._read_sigma_current(layer, m, c, x)
-                raw.append(i / dl)
-            noise = {"ktc": None, "sa": None}
-            L = raw[0].shape[2]
-            if len(slots) == 2 and self.config.buffer.ktc_sigma_lsb(self.config.sense_amp.lsb_voltage_v) > 0:
-                noise["ktc"] = read_noise(self.chip_seed, "ktc", layer.index, c, 0, index, T, layer.rows, L, self.device)
-            if self.config.sense_amp.noise_sigma_lsb > 0:
-                noise["sa"] = read_noise(self.chip_seed, "sense", layer.index, c, 0, index, T, layer.rows, L, self.device)
-            counts = sense(raw, m.cells(c), self.off_ratio, self.periphery[layer.index], c, self.config, noise)
-            total = counts if total is None else total + counts
+                per_tile.append(i / dl)
+            raw.append(torch.stack(per_tile, dim=1).unsqueeze(1))  # [N, K=1, tiles, rows, L]
+        L = raw[0].shape[-1]
+        noise = sense_noise(self.config, [self.chip_seed], layer.index, m.n_col_tiles, len(slots), index, T, layer.rows, L, self.device)
+        per = self.periphery[layer.index]
+        counts = sense(raw, self._cells[layer.index], self.off_ratio, per.offset_lsb.unsqueeze(0).unsqueeze(-1),
+                       per.buffer_gain.unsqueeze(0).unsqueeze(-1), self.config, noise)
+        total = counts.sum(dim=2)[:, 0]  # partial counts of the column tiles added digitally: [N, rows, L]
         if self.errors is not None:
             ideal = XnorEngine.mac(self, layer, bits, res_bits)
             self.errors.add(layer.index, total.double().reshape(ideal.shape) - ideal)
