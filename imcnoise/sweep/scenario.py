@@ -1,0 +1,274 @@
+"""Scenario files: what a Monte Carlo sweep runs (YAML, validated by pydantic).
+
+A bad scenario raises :class:`ScenarioError` with every problem on one line each: the YAML path
+of the field, the value found and what is allowed. Nothing is written before a scenario validates.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..data.registry import DATASETS
+from ..imc.config import AnalogConfig
+
+SHIPPED_PREFIX = "shipped:"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+
+Scalar = Union[bool, int, float, str, None]
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Strict):
+    name: str = "fashion-mnist"
+    split: Literal["test", "train"] = "test"
+    limit: Optional[int] = Field(None, ge=1, description="evaluate the first N images")
+    data_dir: Optional[str] = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        if v not in DATASETS:
+            raise ValueError(f"unknown data set {v!r}; allowed: {sorted(DATASETS)}")
+        return v
+
+
+class ModelsSpec(_Strict):
+    bsnn: str = Field(..., description="B-SNN checkpoint: a path (relative to the scenario file) or shipped:<name>")
+    bnn: str = Field(..., description="BNN checkpoint")
+
+
+class Axis(_Strict):
+    path: Optional[str] = Field(None, description="parameter path, e.g. chip.device.sigma_r_p")
+    paths: Optional[list[str]] = Field(None, description="several parameters set to the same value")
+    values: list[Scalar] = Field(..., min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.path is None) == (self.paths is None):
+            raise ValueError("give exactly one of 'path' or 'paths'")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        return [self.path] if self.path is not None else list(self.paths)
+
+    @property
+    def label(self) -> str:
+        return self.targets[0]
+
+
+class SweepSpec(_Strict):
+    mode: Literal["grid", "zip"] = "grid"
+    axes: list[Axis] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _zip_lengths(self):
+        if self.mode == "zip" and len({len(a.values) for a in self.axes}) > 1:
+            raise ValueError("mode 'zip' needs axes with equal numbers of values")
+        return self
+
+
+class AdaptiveSpec(_Strict):
+    ci_target: Optional[float] = Field(None, gt=0, le=1, description="stop a point once the 95% CI half-width of the "
+                                                                    "paired B-SNN - BNN accuracy difference is below this")
+    min_trials: int = Field(4, ge=2, le=100000)
+    max_trials: int = Field(64, ge=2, le=100000)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.max_trials < self.min_trials:
+            raise ValueError(f"max_trials ({self.max_trials}) must be >= min_trials ({self.min_trials})")
+        return self
+
+
+class RunSpec(_Strict):
+    engine: Literal["fast", "aihwkit"] = "fast"
+    batch_size: int = Field(100, ge=1, le=100000)
+    chips_per_pass: Optional[int] = Field(None, ge=1, le=1024, description="chips stacked per pass (fast engine); None = from memory")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Scenario(_Strict):
+    name: str
+    description: str = ""
+    seed: int = Field(0, ge=0, le=2 ** 62)
+    input_seed: int = Field(0, ge=0, le=2 ** 62, description="Poisson seed of the input spikes (same for every chip)")
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    models: ModelsSpec
+    chip: AnalogConfig = Field(default_factory=AnalogConfig)
+    sweep: SweepSpec = Field(default_factory=SweepSpec)
+    trials: int = Field(8, ge=1, le=100000, description="chip instances per sweep point")
+    adaptive: AdaptiveSpec = Field(default_factory=AdaptiveSpec)
+    run: RunSpec = Field(default_factory=RunSpec)
+    output: str = Field("results/sweep", description="output directory (relative to the working directory)")
+
+    def result_defining(self) -> dict:
+        """The parts that determine the numbers (not trials, run settings, output or names)."""
+        d = self.model_dump(mode="json")
+        return {k: d[k] for k in ("seed", "input_seed", "dataset", "chip", "sweep")}
+
+
+# ------------------------------------------------------------------------------- errors
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    lines = []
+    for e in exc.errors():
+        loc = [p for p in e["loc"] if p not in ("stt_mram", "rram", "aihwkit_pcm", "aihwkit_reram_wan2022")]
+        where = _loc(tuple(loc))
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(top level)")
+        value = e.get("input")
+        shown = json.dumps(value) if isinstance(value, (int, float, str, bool, type(None))) else type(value).__name__
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            parent = _parent_fields(loc)
+            msg = "unknown key" + (f"; allowed keys: {', '.join(parent)}" if parent else "")
+        lines.append(f"{source}: {where}: {msg} (got {shown})")
+    return "\n".join(lines)
+
+
+def _parent_fields(loc: list) -> list[str]:
+    model: Any = Scenario
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            return []
+        f = getattr(model, "model_fields", {}).get(part)
+        if f is None:
+            return []
+        ann = f.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return list(getattr(model, "model_fields", {}).keys()) if model is not None else []
+
+
+# ------------------------------------------------------------------------------- loading
+def _set_path(d: dict, path: str, value) -> None:
+    parts = path.split(".")
+    cur = d
+    for p in parts[:-1]:
+        if not isinstance(cur.get(p), dict):
+            cur[p] = {} if cur.get(p) is None else cur[p]
+        cur = cur[p]
+    cur[parts[-1]] = value
+
+
+def _get_path(d: dict, path: str):
+    cur = d
+    for p in path.split("."):
+        if not isinstance(cur, dict) or p not in cur:
+            raise KeyError(p)
+        cur = cur[p]
+    return cur
+
+
+def parse_set(items: list[str]) -> list[tuple[str, Any]]:
+    """``--set path=value`` (value parsed as YAML: numbers, booleans, null, lists)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ScenarioError(f"--set {item!r}: expected path=value, e.g. chip.device.sigma_r_p=0.05")
+        k, v = item.split("=", 1)
+        try:
+            out.append((k.strip(), yaml.safe_load(v)))
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+    return out
+
+
+def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> tuple[Scenario, Path]:
+    """Read, override and validate a scenario; returns it and the directory it was read from."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: scenario file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{path}: a scenario must be a YAML mapping, found {type(raw).__name__}")
+    raw = copy.deepcopy(raw)
+    for k, v in overrides:
+        _set_path(raw, k, v)
+    return validate_scenario(raw, str(path)), path.parent
+
+
+def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
+    try:
+        sc = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(format_validation_error(exc, source)) from None
+    # every axis must name an existing parameter and every value must validate there
+    base = sc.model_dump(mode="json")
+    problems = []
+    for i, ax in enumerate(sc.sweep.axes):
+        for t in ax.targets:
+            where = f"sweep.axes[{i}].{'path' if ax.path else 'paths'}"
+            if t.split(".")[0] not in ("chip", "dataset", "input_seed"):
+                problems.append(f"{source}: {where}: {t!r} cannot be swept; sweep parameters under chip.*, dataset.limit or input_seed")
+                continue
+            try:
+                _get_path(base, t)
+            except KeyError:
+                parent = t.rsplit(".", 1)[0]
+                try:
+                    keys = sorted(_get_path(base, parent).keys()) if "." in t else sorted(base.keys())
+                except (KeyError, AttributeError):
+                    keys = []
+                problems.append(f"{source}: {where}: {t!r} is not a parameter of this scenario"
+                                + (f" ({parent} has: {', '.join(keys)})" if keys else ""))
+                continue
+            for j, v in enumerate(ax.values):
+                trial = copy.deepcopy(base)
+                _set_path(trial, t, v)
+                try:
+                    Scenario.model_validate(trial)
+                except ValidationError as exc:
+                    msgs = format_validation_error(exc, source).splitlines()
+                    problems += [m.replace(f"{source}: ", f"{source}: sweep.axes[{i}].values[{j}] -> ", 1) for m in msgs]
+    if problems:
+        raise ScenarioError("\n".join(problems))
+    return sc
+
+
+def resolve_checkpoint(ref: str, base_dir: Path) -> Path:
+    if ref.startswith(SHIPPED_PREFIX):
+        name = ref[len(SHIPPED_PREFIX):]
+        p = SHIPPED_DIR / name / "model.pt"
+        if not p.is_file():
+            avail = sorted(d.name for d in SHIPPED_DIR.iterdir() if (d / "model.pt").is_file()) if SHIPPED_DIR.is_dir() else []
+            raise ScenarioError(f"models: shipped checkpoint {name!r} not found; shipped: {', '.join(avail) or 'none'}")
+        return p
+    p = Path(ref)
+    if not p.is_absolute():
+        cand = [base_dir / p, Path.cwd() / p]
+        p = next((c for c in cand if c.is_file()), cand[0])
+    if not p.is_file():
+        raise ScenarioError(f"models: checkpoint {ref!r} not found (looked in {base_dir} and {Path.cwd()}); "
+                            "train one with 'imcnoise train' or use shipped:<name>")
+    return p
+
+
+def scenario_hash(sc: Scenario, checkpoint_hashes: dict[str, str]) -> str:
+    doc = {"scenario": sc.result_defining(), "checkpoints": checkpoint_hashes}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

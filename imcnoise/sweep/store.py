@@ -1,0 +1,116 @@
+"""Crash-safe results store: one SQLite file per output directory.
+
+One row per (point, model, trial), written in a transaction as each chip instance finishes
+(both models of a trial together, so pairs are never half-written). SQLite in WAL mode with
+synchronous=FULL: a ``kill -9`` at any moment loses at most the trials in flight. A directory
+belongs to one scenario (its hash of everything that determines the numbers); opening it with
+another scenario is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+DB_NAME = "results.sqlite"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS points (point INTEGER PRIMARY KEY, point_key TEXT NOT NULL UNIQUE, params TEXT NOT NULL,
+                                   config TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS reference (model TEXT PRIMARY KEY, accuracy REAL NOT NULL, correct INTEGER NOT NULL,
+                                      n_images INTEGER NOT NULL, spike_rates TEXT NOT NULL, checkpoint_sha256 TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    point INTEGER NOT NULL, model TEXT NOT NULL, trial INTEGER NOT NULL, chip_seed INTEGER NOT NULL,
+    accuracy REAL NOT NULL, correct INTEGER NOT NULL, n_images INTEGER NOT NULL, spike_rates TEXT NOT NULL,
+    errors TEXT, wall_s REAL NOT NULL, engine TEXT NOT NULL, checkpoint_sha256 TEXT NOT NULL,
+    scenario_hash TEXT NOT NULL, versions TEXT NOT NULL, finished_at TEXT NOT NULL,
+    PRIMARY KEY (point, model, trial));
+CREATE TABLE IF NOT EXISTS stops (point INTEGER PRIMARY KEY, trials INTEGER NOT NULL, reason TEXT NOT NULL);
+"""
+
+
+class StoreMismatch(ValueError):
+    pass
+
+
+class ResultsStore:
+    def __init__(self, directory: str | Path, scenario_hash: str | None = None, scenario_doc: dict | None = None,
+                 create: bool = True):
+        self.dir = Path(directory)
+        self.path = self.dir / DB_NAME
+        if not create and not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no sweep results here")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        if scenario_hash is not None:
+            have = self.meta("scenario_hash")
+            if have is None:
+                with self.tx():
+                    self._set_meta("scenario_hash", scenario_hash)
+                    self._set_meta("scenario", json.dumps(scenario_doc or {}, sort_keys=True))
+                    self._set_meta("created_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            elif have != scenario_hash:
+                raise StoreMismatch(
+                    f"{self.path} holds results of a different scenario (hash {have[:12]}..., this one {scenario_hash[:12]}...): "
+                    "data set, chip parameters, sweep axes, seeds or checkpoints changed. Results are never mixed: "
+                    "use another --out directory, or delete this one to start over.")
+
+    def tx(self):
+        return _Tx(self.db)
+
+    def meta(self, key: str):
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def add_points(self, rows: list[tuple[int, str, dict, dict]]) -> None:
+        with self.tx():
+            self.db.executemany("INSERT OR IGNORE INTO points(point, point_key, params, config) VALUES (?, ?, ?, ?)",
+                                [(i, k, json.dumps(p), json.dumps(c)) for i, k, p, c in rows])
+
+    def set_reference(self, model: str, res, sha: str) -> None:
+        with self.tx():
+            self.db.execute("INSERT OR REPLACE INTO reference VALUES (?, ?, ?, ?, ?, ?)",
+                            (model, res.accuracy, res.correct, res.n, json.dumps(res.spike_rates), sha))
+
+    def reference(self) -> dict[str, float]:
+        return {m: a for m, a in self.db.execute("SELECT model, accuracy FROM reference")}
+
+    def finished(self) -> set[tuple[int, str, int]]:
+        return set(self.db.execute("SELECT point, model, trial FROM trials"))
+
+    def add_trials(self, rows: list[dict]) -> None:
+        """Rows of one or more complete trials, in ONE transaction."""
+        cols = ["point", "model", "trial", "chip_seed", "accuracy", "correct", "n_images", "spike_rates", "errors",
+                "wall_s", "engine", "checkpoint_sha256", "scenario_hash", "versions", "finished_at"]
+        with self.tx():
+            self.db.executemany(f"INSERT INTO trials({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                [tuple(r[c] for c in cols) for r in rows])
+
+    def set_stop(self, point: int, trials: int, reason: str) -> None:
+        with self.tx():
+            self.db.execute("INSERT OR REPLACE INTO stops VALUES (?, ?, ?)", (point, trials, reason))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Tx:
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return False
