@@ -178,6 +178,61 @@ def export(
     typer.echo(f"rebuild from these files alone: python examples/rebuild_from_export.py {out}")
 
 
+@app.command()
+def sweep(
+    scenario: Path = typer.Argument(..., help="scenario YAML, e.g. scenarios/stt_mram.yaml"),
+    trials: Optional[int] = typer.Option(None, help="chip instances per sweep point (scenario: trials)"),
+    limit: Optional[int] = typer.Option(None, help="evaluate the first N images (scenario: dataset.limit)"),
+    out: Optional[Path] = typer.Option(None, help="output directory (scenario: output)"),
+    set_: list[str] = typer.Option([], "--set", help="override any scenario field: path=value (repeatable)"),
+    engine: Optional[str] = typer.Option(None, help="fast (default) | aihwkit (reference path)"),
+    ci_target: Optional[float] = typer.Option(None, help="adaptive trials: stop a point at this 95% CI half-width of the paired difference"),
+    min_trials: Optional[int] = typer.Option(None), max_trials: Optional[int] = typer.Option(None),
+    chips: Optional[int] = typer.Option(None, help="chip instances per pass of the fast engine (default: from memory)"),
+    batch_size: Optional[int] = typer.Option(None, help="images per pass"),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+):
+    """Monte Carlo sweep: B-SNN vs BNN accuracy over chip instances and noise levels."""
+    from ..sweep import ScenarioError, load_scenario, parse_set, prepare, run_sweep, write_report
+    from ..sweep.store import StoreMismatch
+
+    _set_threads(threads)
+    flags = {"trials": trials, "dataset.limit": limit, "run.engine": engine, "adaptive.ci_target": ci_target,
+             "adaptive.min_trials": min_trials, "adaptive.max_trials": max_trials, "run.chips_per_pass": chips,
+             "run.batch_size": batch_size, "run.device": device}
+    try:
+        overrides = parse_set(set_) + [(k, v) for k, v in flags.items() if v is not None]
+        sc, base = load_scenario(scenario, overrides)
+        prep = prepare(sc, base, out)
+        typer.echo(f"{sc.name}: {len(prep.points)} sweep points x {sc.trials if sc.adaptive.ci_target is None else 'adaptive'} "
+                   f"chip instances x 2 models, {sc.run.engine} engine on {prep.device}, output {prep.out}")
+        store = run_sweep(prep, progress=progress, log=typer.echo)
+        store.close()
+        res = write_report(prep.out)
+    except (ScenarioError, StoreMismatch) as exc:
+        fail(str(exc))
+    typer.echo("")
+    typer.echo(res.get("markdown", "no results"))
+    typer.echo("files: " + ", ".join(str(prep.out / f) for f in ("results.sqlite", "trials.parquet", "summary.csv", "summary.md"))
+               + "".join(f", {p}" for p in res.get("plots", [])))
+
+
+@app.command()
+def report(directory: Path = typer.Argument(..., help="a sweep output directory")):
+    """(Re)write trials.parquet, summary.csv/.md and plots of a sweep directory and print the summary."""
+    from ..sweep import write_report
+
+    try:
+        res = write_report(directory)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    if res["trials"].empty:
+        fail(f"{directory}: no finished trials yet")
+    typer.echo(res["markdown"])
+
+
 @data_app.command("list")
 def data_list():
     """Known data sets and whether each is found here."""

@@ -1,0 +1,207 @@
+"""Tables, statistics and plots of a sweep's results store.
+
+* ``trials.parquet``: tidy, one row per (point, model, trial) with every parameter value;
+* ``summary.csv`` / ``summary.md``: per point and model mean, std, 95 % CI (Student t), n; per
+  point the paired B-SNN - BNN difference with its 95 % CI, a paired t-test and a Wilcoxon
+  signed-rank test (scipy.stats), and why the point stopped adding trials;
+* ``accuracy_vs_<axis>.png``: both models with 95 % CI bands and their noise-free accuracy.
+
+:func:`load_results` returns the same DataFrames for notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .points import flatten
+from .store import ResultsStore
+
+MODEL_LABEL = {"bsnn": "B-SNN", "bnn": "BNN"}
+
+
+def trials_frame(store: ResultsStore) -> pd.DataFrame:
+    q = ("SELECT t.*, p.point_key, p.params, p.config FROM trials t JOIN points p ON p.point = t.point "
+         "ORDER BY t.point, t.trial, t.model")
+    df = pd.read_sql_query(q, store.db)
+    if df.empty:
+        return df
+    params = [json.loads(s) for s in df.pop("params")]
+    configs = [flatten(json.loads(s), "chip") for s in df.pop("config")]
+    rates = [json.loads(s) for s in df.pop("spike_rates")]
+    out = pd.concat([df.reset_index(drop=True),
+                     pd.DataFrame(configs).add_prefix("param.").reset_index(drop=True),
+                     pd.DataFrame([{f"rate.L{k}": v for k, v in r.items()} for r in rates]).reset_index(drop=True)], axis=1)
+    out.attrs["axes"] = list(params[0].keys()) if params else []
+    return out
+
+
+def _axes(store: ResultsStore) -> list[str]:
+    row = store.db.execute("SELECT params FROM points ORDER BY point LIMIT 1").fetchone()
+    return list(json.loads(row[0]).keys()) if row else []
+
+
+def _ci(values: np.ndarray) -> tuple[float, float, float, float]:
+    from scipy import stats
+
+    n = len(values)
+    mean = float(np.mean(values)) if n else math.nan
+    sd = float(np.std(values, ddof=1)) if n > 1 else math.nan
+    if n > 1:
+        h = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+    else:
+        h = math.nan
+    return mean, sd, mean - h, mean + h
+
+
+def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per point x model statistics, per point paired B-SNN - BNN statistics)."""
+    from scipy import stats
+
+    cols = ["point"] + [f"param.{a}" for a in axes]
+    per_model, paired = [], []
+    for pt, g in trials.groupby("point", sort=True):
+        base = {"point": pt, **{a: g[f"param.{a}"].iloc[0] for a in axes}}
+        for m in ("bsnn", "bnn"):
+            v = g.loc[g.model == m, "accuracy"].to_numpy()
+            mean, sd, lo, hi = _ci(v)
+            per_model.append({**base, "model": m, "mean": mean, "std": sd, "ci95_low": lo, "ci95_high": hi, "n": len(v)})
+        piv = g.pivot(index="trial", columns="model", values="accuracy").dropna()
+        d = (piv["bsnn"] - piv["bnn"]).to_numpy() if {"bsnn", "bnn"} <= set(piv.columns) else np.array([])
+        mean, sd, lo, hi = _ci(d)
+        t_p = w_p = math.nan
+        if len(d) > 1 and np.any(d != d[0]):
+            t_p = float(stats.ttest_rel(piv["bsnn"], piv["bnn"]).pvalue)
+        if len(d) >= 6 and np.any(d != 0):
+            w_p = float(stats.wilcoxon(d).pvalue)
+        row = {**base, "diff_mean": mean, "diff_std": sd, "diff_ci95_low": lo, "diff_ci95_high": hi, "n_pairs": len(d),
+               "ttest_rel_p": t_p, "wilcoxon_p": w_p}
+        if stops is not None and pt in stops.index:
+            row["stop_reason"] = stops.loc[pt, "reason"]
+        paired.append(row)
+    return pd.DataFrame(per_model), pd.DataFrame(paired)
+
+
+def load_results(directory: str | Path) -> dict[str, pd.DataFrame]:
+    """DataFrames of a sweep directory: trials, per_model, paired, reference."""
+    store = ResultsStore(directory, create=False)
+    try:
+        trials = trials_frame(store)
+        axes = _axes(store)
+        stops = pd.read_sql_query("SELECT * FROM stops", store.db).set_index("point")
+        per_model, paired = summarize(trials, axes, stops) if not trials.empty else (pd.DataFrame(), pd.DataFrame())
+        reference = pd.read_sql_query("SELECT model, accuracy, n_images, checkpoint_sha256 FROM reference", store.db)
+        scenario = json.loads(store.meta("scenario") or "{}")
+    finally:
+        store.close()
+    return {"trials": trials, "per_model": per_model, "paired": paired, "reference": reference, "axes": axes,
+            "scenario": scenario}
+
+
+def _fmt_pct(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
+
+
+def summary_markdown(res: dict) -> str:
+    axes, per_model, paired, ref = res["axes"], res["per_model"], res["paired"], res["reference"]
+    sc = res["scenario"].get("scenario", {})
+    refs = {r.model: r.accuracy for r in ref.itertuples()}
+    head = [f"# Sweep `{sc.get('name', '?')}`", "", sc.get("description", "").strip(), "",
+            f"Data: {sc.get('dataset', {}).get('name')} / {sc.get('dataset', {}).get('split')}, "
+            f"{int(ref.n_images.iloc[0]) if len(ref) else '?'} images. Engine: {sc.get('run', {}).get('engine')}. "
+            f"Noise-free (ideal chip) accuracy: B-SNN {_fmt_pct(refs.get('bsnn'))} %, BNN {_fmt_pct(refs.get('bnn'))} %.",
+            "", "Accuracy in % (mean over chip instances, 95 % CI); difference = B-SNN - BNN on the same chip "
+            "instances (paired), with a paired t-test p-value.", ""]
+    cols = [a.split(".")[-1] for a in axes]
+    lines = ["| " + " | ".join(cols + ["B-SNN", "BNN", "B-SNN - BNN [95% CI]", "p (t)", "n", "stop"]) + " |",
+             "|" + "---|" * (len(cols) + 6)]
+    pm = per_model.set_index(["point", "model"])
+    for r in paired.itertuples():
+        vals = [str(getattr(r, a) if a in paired.columns else "") for a in []]
+        vals = [f"{paired.loc[r.Index, a]}" for a in axes]
+        b, n = pm.loc[(r.point, "bsnn")], pm.loc[(r.point, "bnn")]
+        cell = lambda s: f"{_fmt_pct(s['mean'])} [{_fmt_pct(s['ci95_low'])}, {_fmt_pct(s['ci95_high'])}]"
+        diff = f"{100 * r.diff_mean:+.2f} [{100 * r.diff_ci95_low:+.2f}, {100 * r.diff_ci95_high:+.2f}]" if r.n_pairs > 1 else (
+            f"{100 * r.diff_mean:+.2f}" if r.n_pairs else "n/a")
+        p = "n/a" if math.isnan(r.ttest_rel_p) else f"{r.ttest_rel_p:.2g}"
+        stop = getattr(r, "stop_reason", "") if "stop_reason" in paired.columns else ""
+        lines.append("| " + " | ".join(vals + [cell(b), cell(n), diff, p, str(r.n_pairs), str(stop)]) + " |")
+    return "\n".join(head + lines) + "\n"
+
+
+def plot_axes(res: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes, pm, ref = res["axes"], res["per_model"], res["reference"]
+    refs = {r.model: r.accuracy for r in ref.itertuples()}
+    files = []
+    if pm.empty:
+        return files
+    groups = _axis_groups(res)
+    for label, paths in groups.items():
+        others = [a for a in axes if a not in paths]
+        combos = pm[others].drop_duplicates().to_dict("records") if others else [{}]
+        combos = combos[:6]
+        fig, subs = plt.subplots(1, len(combos), figsize=(5.2 * len(combos), 4.0), squeeze=False, sharey=True)
+        for ax, combo in zip(subs[0], combos):
+            sel = pm
+            for k, v in combo.items():
+                sel = sel[sel[k] == v]
+            for m, color in (("bsnn", "tab:blue"), ("bnn", "tab:orange")):
+                s = sel[sel.model == m].sort_values(paths[0])
+                x = s[paths[0]].astype(float)
+                ax.plot(x, 100 * s["mean"], "o-", color=color, label=f"{MODEL_LABEL[m]} (mean, 95% CI)")
+                ax.fill_between(x, 100 * s["ci95_low"].fillna(s["mean"]), 100 * s["ci95_high"].fillna(s["mean"]),
+                                color=color, alpha=0.2)
+                if m in refs:
+                    ax.axhline(100 * refs[m], color=color, ls="--", lw=1, label=f"{MODEL_LABEL[m]} noise-free")
+            ax.set_xlabel(label)
+            ax.set_title(", ".join(f"{k.split('.')[-1]}={v}" for k, v in combo.items()) or "", fontsize=9)
+            ax.grid(alpha=0.3)
+        subs[0][0].set_ylabel("test accuracy (%)")
+        subs[0][-1].legend(fontsize=8, loc="lower left")
+        sc = res["scenario"].get("scenario", {})
+        fig.suptitle(f"{sc.get('name', '')}: accuracy vs {label.split('.')[-1]} "
+                     f"({int(pm['n'].max())} chip instances per point)", fontsize=10)
+        fig.tight_layout()
+        f = out / f"accuracy_vs_{label.split('.')[-1]}.png"
+        fig.savefig(f, dpi=120)
+        plt.close(fig)
+        files.append(f)
+    return files
+
+
+def _axis_groups(res: dict) -> dict[str, list[str]]:
+    """Axes of the scenario (several paths of one axis move together: plot against the first)."""
+    sc = res["scenario"].get("scenario", {})
+    groups = {}
+    for ax in sc.get("sweep", {}).get("axes", []):
+        paths = [ax["path"]] if ax.get("path") else list(ax.get("paths") or [])
+        groups[paths[0]] = paths
+    return groups
+
+
+def write_report(directory: str | Path) -> dict:
+    out = Path(directory)
+    res = load_results(out)
+    if res["trials"].empty:
+        return res
+    res["trials"].to_parquet(out / "trials.parquet", index=False)
+    pm = res["per_model"].copy()
+    pr = res["paired"].copy()
+    pr["model"] = "bsnn-bnn"
+    summary = pd.concat([pm, pr.rename(columns={"diff_mean": "mean", "diff_std": "std", "diff_ci95_low": "ci95_low",
+                                                "diff_ci95_high": "ci95_high", "n_pairs": "n"})], ignore_index=True)
+    summary.sort_values(["point", "model"]).to_csv(out / "summary.csv", index=False)
+    md = summary_markdown(res)
+    (out / "summary.md").write_text(md)
+    res["markdown"] = md
+    res["plots"] = plot_axes(res, out)
+    return res
