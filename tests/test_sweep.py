@@ -1,0 +1,222 @@
+"""Monte Carlo sweeps: scenario validation, crash-safe resumable store, reproducibility, statistics, plots."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+from typer.testing import CliRunner
+
+from imcnoise.cli.main import app
+from imcnoise.models.checkpoint import save_checkpoint
+from imcnoise.sweep import ScenarioError, load_results, load_scenario
+from imcnoise.sweep.runner import ci_halfwidth
+
+from helpers import calibrated_model
+
+VOLATILE = ["wall_s", "finished_at", "versions"]
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpts")
+    out = {}
+    for kind in ("bsnn", "bnn"):
+        m = calibrated_model(kind, width=0.125, timesteps=2)
+        out[kind] = save_checkpoint(d / f"{kind}.pt", m, training={}, metrics={}, data={"dataset": "fashion-mnist"})
+    return out
+
+
+def write_scenario(path: Path, ckpts, **over) -> Path:
+    sc = {
+        "name": "test", "seed": 3,
+        "dataset": {"name": "fashion-mnist", "limit": 24},
+        "models": {"bsnn": str(ckpts["bsnn"]), "bnn": str(ckpts["bnn"])},
+        "chip": {"device": {"model": "stt_mram", "sigma_r_p": 0.04, "sigma_r_ap": 0.04},
+                 "sense_amp": {"offset_sigma_lsb": 0.5}},
+        "sweep": {"axes": [{"paths": ["chip.device.sigma_r_p", "chip.device.sigma_r_ap"], "values": [0.0, 0.05]},
+                           {"path": "chip.sense_amp.offset_sigma_lsb", "values": [0.0, 1.0]}]},
+        "trials": 3, "run": {"batch_size": 12, "chips_per_pass": 2},
+        "output": str(path.parent / "out"),
+    }
+    for k, v in over.items():
+        cur = sc
+        parts = k.split(".")
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur[parts[-1]] = v
+    path.write_text(yaml.safe_dump(sc))
+    return path
+
+
+def run_cli(*args):
+    return CliRunner().invoke(app, ["sweep", *map(str, args), "--no-progress"])
+
+
+def trials_of(out: Path) -> pd.DataFrame:
+    db = sqlite3.connect(out / "results.sqlite")
+    df = pd.read_sql_query("SELECT * FROM trials ORDER BY point, model, trial", db)
+    db.close()
+    return df.drop(columns=VOLATILE)
+
+
+@pytest.mark.parametrize("over,expect", [
+    ({"chip.device.sigma_r_p": -0.1}, r"chip\.device\.sigma_r_p: Input should be greater than or equal to 0 \(got -0\.1\)"),
+    ({"chip.device.p_stuck_p": 1.5}, r"chip\.device\.p_stuck_p: Input should be less than or equal to 1 \(got 1\.5\)"),
+    ({"chip.sense_amp.offset": 1.0}, r"chip\.sense_amp\.offset: unknown key; allowed keys: offset_sigma_lsb"),
+    ({"trials": "many"}, r"trials: Input should be a valid integer"),
+    ({"chip.device.model": "flash"}, r"chip\.device: .*'stt_mram', 'rram'"),
+    ({"models.bsnn": "nowhere.pt"}, r"models: checkpoint 'nowhere.pt' not found"),
+    ({"sweep.axes": [{"path": "chip.device.sigma_rp", "values": [0.1]}]},
+     r"sweep\.axes\[0\]\.path: 'chip\.device\.sigma_rp' is not a parameter of this scenario \(chip\.device has: "),
+    ({"sweep.axes": [{"path": "chip.device.sigma_r_p", "values": [0.1, -2]}]},
+     r"sweep\.axes\[0\]\.values\[1\] -> chip\.device\.sigma_r_p: Input should be greater than or equal to 0"),
+    ({"dataset.name": "imagenet"}, r"dataset\.name: Value error, unknown data set 'imagenet'"),
+    ({"unknown_top": 1}, r"unknown_top: unknown key"),
+])
+def test_bad_scenario_gives_clear_error_and_writes_nothing(tmp_path, ckpts, over, expect):
+    f = write_scenario(tmp_path / "s.yaml", ckpts, **over)
+    r = run_cli(f)
+    assert r.exit_code == 2, r.output
+    assert "error:" in r.output and str(f) in r.output or "models:" in r.output
+    import re
+
+    assert re.search(expect, r.output), r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_model_kind_and_missing_data_are_refused(tmp_path, ckpts):
+    f = write_scenario(tmp_path / "s.yaml", ckpts, **{"models.bsnn": str(ckpts["bnn"])})
+    r = run_cli(f)
+    assert r.exit_code == 2 and "holds a 'bnn' model" in r.output
+    f = write_scenario(tmp_path / "s.yaml", ckpts, **{"dataset.name": "cifar100", "dataset.data_dir": str(tmp_path)})
+    r = run_cli(f)
+    assert r.exit_code == 2 and "trained on 'fashion-mnist'" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_same_seed_gives_identical_parquet_and_paired_stats_match_hand_computation(tmp_path, ckpts):
+    outs = []
+    for name, extra in (("a", ["--chips", "2", "--batch-size", "12"]), ("b", ["--chips", "3", "--batch-size", "7"])):
+        f = write_scenario(tmp_path / f"{name}.yaml", ckpts)
+        r = run_cli(f, "--out", tmp_path / name, *extra)
+        assert r.exit_code == 0, r.output
+        assert "B-SNN - BNN" in r.output  # the summary table is printed
+        outs.append(tmp_path / name)
+    a = pd.read_parquet(outs[0] / "trials.parquet").drop(columns=VOLATILE)
+    b = pd.read_parquet(outs[1] / "trials.parquet").drop(columns=VOLATILE)
+    pd.testing.assert_frame_equal(a, b)  # other chip and image batching, same numbers
+    assert len(a) == 4 * 3 * 2 and not a.duplicated(["point", "model", "trial"]).any()
+    # every parameter value is in the table
+    assert {"param.chip.device.sigma_r_p", "param.chip.sense_amp.offset_sigma_lsb", "param.chip.array.rows"} <= set(a.columns)
+    # paired difference and CI by hand
+    res = load_results(outs[0])
+    p = res["paired"].iloc[-1]
+    g = a[a.point == p.point].pivot(index="trial", columns="model", values="accuracy")
+    d = (g["bsnn"] - g["bnn"]).to_numpy()
+    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    assert p.diff_mean == pytest.approx(d.mean()) and p.diff_ci95_low == pytest.approx(d.mean() - h)
+    if d.std() > 0:
+        assert p.ttest_rel_p == pytest.approx(stats.ttest_rel(g["bsnn"], g["bnn"]).pvalue)
+    # plots exist and are real images
+    for png in ("accuracy_vs_sigma_r_p.png", "accuracy_vs_offset_sigma_lsb.png"):
+        data = (outs[0] / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    summary = pd.read_csv(outs[0] / "summary.csv")
+    assert set(summary.model) == {"bsnn", "bnn", "bsnn-bnn"}
+    assert "| B-SNN |" in (outs[0] / "summary.md").read_text() or "B-SNN" in (outs[0] / "summary.md").read_text()
+    # the noise-free point reproduces the integer XNOR engine on every chip
+    ref = res["reference"].set_index("model").accuracy
+    zero = a[(a["param.chip.device.sigma_r_p"] == 0) & (a["param.chip.sense_amp.offset_sigma_lsb"] == 0)]
+    for m in ("bsnn", "bnn"):
+        assert (zero[zero.model == m].accuracy == ref[m]).all()
+
+
+def test_changed_scenario_in_same_directory_is_refused(tmp_path, ckpts):
+    f = write_scenario(tmp_path / "s.yaml", ckpts, trials=1)
+    assert run_cli(f).exit_code == 0
+    before = trials_of(tmp_path / "out")
+    r = run_cli(f, "--set", "chip.device.tmr=0.5")
+    assert r.exit_code == 2 and "different scenario" in r.output
+    pd.testing.assert_frame_equal(before, trials_of(tmp_path / "out"))  # nothing touched
+    # more trials of the same scenario extend it
+    assert run_cli(f, "--trials", "2").exit_code == 0
+    after = trials_of(tmp_path / "out")
+    assert len(after) == 2 * len(before)
+    pd.testing.assert_frame_equal(before, after[after.trial == 0].reset_index(drop=True))
+
+
+def test_sigkill_mid_run_resumes_to_exactly_the_uninterrupted_rows(tmp_path, ckpts):
+    over = {"trials": 4, "run.chips_per_pass": 1, "dataset.limit": 48}
+    ref_f = write_scenario(tmp_path / "ref.yaml", ckpts, output=str(tmp_path / "ref"), **over)
+    assert run_cli(ref_f).exit_code == 0
+    f = write_scenario(tmp_path / "s.yaml", ckpts, output=str(tmp_path / "killed"), **over)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "imcnoise.cli.main", "sweep", str(f), "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / "killed" / "results.sqlite"
+    deadline = time.time() + 240
+    n = 0
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                c = sqlite3.connect(db, timeout=1)
+                n = c.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+                c.close()
+            except sqlite3.Error:
+                continue
+            if n >= 4:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 4 <= n < 32, n  # killed mid-run
+    partial = trials_of(tmp_path / "killed")
+    assert len(partial) % 2 == 0  # pairs are written together
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pd.testing.assert_frame_equal(trials_of(tmp_path / "killed"), trials_of(tmp_path / "ref"))
+
+
+def test_adaptive_trials_stop_at_ci_target_independent_of_batching(tmp_path, ckpts):
+    outs = []
+    for name, chips in (("a", 1), ("b", 4)):
+        f = write_scenario(tmp_path / f"{name}.yaml", ckpts, output=str(tmp_path / name))
+        r = run_cli(f, "--ci-target", "0.2", "--min-trials", "2", "--max-trials", "6", "--chips", chips)
+        assert r.exit_code == 0, r.output
+        outs.append(tmp_path / name)
+    a, b = trials_of(outs[0]), trials_of(outs[1])
+    pd.testing.assert_frame_equal(a, b)
+    res = load_results(outs[0])
+    for row in res["paired"].itertuples():
+        d = a[a.point == row.point].pivot(index="trial", columns="model", values="accuracy")
+        diffs = list(d["bsnn"] - d["bnn"])
+        assert row.n_pairs == len(diffs) >= 2
+        if row.n_pairs < 6:
+            assert ci_halfwidth(diffs) < 0.2 and "target" in row.stop_reason
+            assert all(ci_halfwidth(diffs[:n]) >= 0.2 for n in range(2, len(diffs)))
+        else:
+            assert "max_trials" in row.stop_reason
+
+
+def test_report_command_and_api(tmp_path, ckpts):
+    f = write_scenario(tmp_path / "s.yaml", ckpts, trials=2)
+    assert run_cli(f).exit_code == 0
+    (tmp_path / "out" / "summary.md").unlink()
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "out")])
+    assert r.exit_code == 0 and (tmp_path / "out" / "summary.md").is_file()
+    res = load_results(tmp_path / "out")
+    assert set(res) >= {"trials", "per_model", "paired", "reference"}
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert r.exit_code == 2 and "no sweep results" in r.output
