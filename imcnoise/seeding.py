@@ -46,17 +46,25 @@ def _key32(seed: int) -> int:
     return (seed ^ (seed >> 32)) & MASK32
 
 
-def counter_normal(seed: int, image_index: torch.Tensor, per_image: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Standard normal numbers ``[N, per_image]`` keyed by (seed, image index, element).
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
 
-    Box-Muller on two 24-bit uniforms from independent hash streams.
+
+def image_normals(seed: int, image_index: torch.Tensor, per_image: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Standard normals ``[B, per_image]``: one generator stream per (seed, image index).
+
+    The numbers of an image do not depend on which other images share its batch, on the batch
+    order or on the engine; they are drawn on the CPU (torch's MT19937) and moved, so every device
+    sees the same values.
     """
-    dev = device if device is not None else image_index.device
-    idx = image_index.to(device=dev, dtype=torch.int64)
-    k1, k2 = _key32(derive_seed(seed, "u1")), _key32(derive_seed(seed, "u2"))
-    img = mix32((idx & MASK32) ^ ((idx >> 32) & MASK32) * 0x9E3779B1 & MASK32)[:, None]
-    e = torch.arange(per_image, dtype=torch.int64, device=dev)[None, :]
-    u1 = ((mix32(mix32(e ^ (img ^ k1)) ^ k1) >> 8).to(torch.float64) + 0.5) / 16777216.0
-    u2 = ((mix32(mix32(e ^ (img ^ k2)) ^ k2) >> 8).to(torch.float64) + 0.5) / 16777216.0
-    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * torch.pi * u2)
-    return z.to(dtype)
+    idx = image_index.tolist()
+    out = torch.empty(len(idx), per_image, dtype=torch.float32)
+    g = torch.Generator()
+    base = _splitmix64(seed & 0xFFFFFFFFFFFFFFFF)
+    for i, ix in enumerate(idx):
+        g.manual_seed(_splitmix64(base ^ (ix & 0xFFFFFFFFFFFFFFFF)) & ((1 << 63) - 1))
+        torch.randn(per_image, generator=g, out=out[i])
+    return out.to(device=device if device is not None else image_index.device, dtype=dtype)

@@ -15,7 +15,7 @@ from imcnoise.imc.config import (AihwkitPcmDevice, AihwkitReRamDevice, AnalogCon
                                  SenseAmpConfig, SttMramDevice)
 from imcnoise.imc.devices import GRID, make_noise_model, nominal_off_ratio
 from imcnoise.imc.fold import fold_model
-from imcnoise.imc.periphery import PeripheryDraw, sense
+from imcnoise.imc.periphery import PeripheryDraw, ReadContext, sense
 from imcnoise.imc.xnor_engine import evaluate_xnor
 
 from helpers import calibrated_model, fmnist
@@ -165,18 +165,25 @@ def test_ktc_noise_sigma_matches_sqrt_kT_over_C():
     sa = SenseAmpConfig(lsb_voltage_v=0.025)
     assert math.isclose(buf.ktc_sigma_lsb(sa.lsb_voltage_v) * 0.025, math.sqrt(1.380649e-23 * 300 / 10e-15), rel_tol=1e-12)
     assert math.isclose(math.sqrt(1.380649e-23 * 300 / 10e-15), 0.64e-3, rel_tol=0.01)  # device-parameters.md
-    # empirically through the sense path: hold 100 LSB, add 0, no ADC rounding error visible at 1e6 samples
+    # empirically through the sense path: hold 100 LSB, add 0; noise drawn per read from the chip's streams
     cfg = AnalogConfig(sense_amp=SenseAmpConfig(lsb_voltage_v=1e-4, adc_bits=None, clip=False), buffer=buf)
-    n = 400_000
-    z = torch.randn(1, 1, n, generator=torch.Generator().manual_seed(0))
-    per = PeripheryDraw(torch.zeros(1, 1), torch.ones(1, 1))
-    raw1 = torch.full((1, 1, n), 100.0)
-    raw0 = torch.zeros(1, 1, n)
-    counts = sense([raw1, raw0], torch.tensor(50.0), 0.5, per.offset_lsb, per.buffer_gain, cfg, {"ktc": z, "sa": None})
+    n_img, L = 1000, 400
+    raw1 = torch.full((n_img, 1, 1, 1, L), 100.0)
+    raw0 = torch.zeros(n_img, 1, 1, 1, L)
+    ctx = ReadContext([0], 3, torch.arange(n_img), 1)
+    counts = sense([raw1, raw0], [None, None], torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1),
+                   torch.ones(1, 1, 1, 1), cfg, ctx)
     sigma = buf.ktc_sigma_lsb(1e-4)  # 6.4 LSB at 0.1 mV per match
     # counts = round(100 + noise - 2*50*1) = round(noise); var = sigma^2 + 1/12 (rounding)
+    n = counts.numel()
     s = float(counts.double().std())
     assert abs(s - math.sqrt(sigma ** 2 + 1 / 12)) < 5 * sigma / math.sqrt(2 * n)
+    assert abs(float(counts.double().mean())) < 5 * sigma / math.sqrt(n)
+    # the same reads give the same noise whatever else is in the batch
+    ctx2 = ReadContext([0], 3, torch.arange(500, 520), 1)
+    c2 = sense([raw1[500:520], raw0[500:520]], [None, None], torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1),
+               torch.ones(1, 1, 1, 1), cfg, ctx2)
+    assert torch.equal(c2, counts[500:520])
 
 
 def test_buffer_droop_and_gain_are_applied_to_the_held_slot():
@@ -188,11 +195,11 @@ def test_buffer_droop_and_gain_are_applied_to_the_held_slot():
     raw1 = torch.full((1, 2, 1), 300.0)
     raw2 = torch.full((1, 2, 1), 260.0)
     cells = torch.tensor(256.0)
-    out = sense([raw1, raw2], cells, 0.5, off, gain, cfg, {})
+    out = sense([raw1, raw2], [None, None], cells, 0.5, off, gain, cfg, None)
     expected = torch.tensor([300 * droop + 260 - 512, 300 * 0.9 * droop + 260 - 512])
     assert torch.equal(out.view(-1), expected.float().round())  # >= 10 bits resolve every count: integers
     cfg.sense_amp.adc_bits = 4  # 16 levels over 0..512: steps of 512/15
-    out = sense([raw1 + 600, raw2], cells, 0.5, off, gain, cfg, {})
+    out = sense([raw1 + 600, raw2], [None, None], cells, 0.5, off, gain, cfg, None)
     step = 512 / 15
     assert torch.allclose(out.view(-1), ((expected + torch.tensor([600 * droop, 540 * droop])) / step).round().float() * step)
 

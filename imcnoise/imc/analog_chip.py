@@ -30,7 +30,7 @@ from ..seeding import derive_seed
 from .config import AnalogConfig
 from .devices import make_noise_model, nominal_off_ratio
 from .mapping import LayerMap, map_layer
-from .periphery import PeripheryDraw, cells_tensor, draw_periphery, read_noise, sense, sense_noise, squared_conductance
+from .periphery import PeripheryDraw, ReadContext, cells_tensor, draw_periphery, sense, squared_conductance
 from .program import ChipProgram, XnorLayer
 from .xnor_engine import XnorEngine
 
@@ -157,41 +157,39 @@ class AnalogChip(XnorEngine):
         return bits[:, None, c0:c1].float()
 
     def _raw_current(self, layer: XnorLayer, m: LayerMap, c: int, x: torch.Tensor) -> torch.Tensor:
-        """Row currents in normalised units ``[N, rows, L]`` from aihwkit tiles, A/B lines driven."""
+        """Row currents in normalised units ``[N, L, rows]`` from aihwkit tiles, A/B lines driven."""
         n, L, cells = x.shape
         drive = torch.cat([x, 1 - x], dim=2).reshape(n * L, 2 * cells)
         out = torch.cat([row[c](drive) for row in self.tiles[layer.index]], dim=1)
-        return out.view(n, L, -1).transpose(1, 2)
+        return out.view(n, L, -1)
 
     def _read_sigma_current(self, layer: XnorLayer, m: LayerMap, c: int, x: torch.Tensor) -> torch.Tensor:
         """std of a read's current from independent per-device read noise: s * sqrt(sum_j x_j G_j^2)."""
         g2 = squared_conductance(self.conductances(layer.index, c)).to(self.device)
         n, L, cells = x.shape
         drive = torch.cat([x, 1 - x], dim=2).reshape(n * L, 2 * cells)
-        return (drive @ g2.T).sqrt().view(n, L, -1).transpose(1, 2) * self.config.device.read_sigma
+        return (drive @ g2.T).sqrt().view(n, L, -1) * self.config.device.read_sigma
 
     def mac(self, layer: XnorLayer, bits: torch.Tensor, res_bits: torch.Tensor | None) -> torch.Tensor:
         m = self.maps[layer.index]
         index, T = self._batch
         slots = [bits] if res_bits is None else [bits, res_bits]
         dl = 1.0 - self.off_ratio
-        raw = []
-        for si, s in enumerate(slots):
-            per_tile = []
+        raw, std = [], []
+        for s in slots:
+            per_tile, per_std = [], []
             for c in range(m.n_col_tiles):
                 x = self._tile_inputs(layer, m, c, s)
-                i = self._raw_current(layer, m, c, x)
+                per_tile.append(self._raw_current(layer, m, c, x) / dl)
                 if self.config.device.read_sigma > 0:
-                    z = read_noise(self.chip_seed, "device-read", layer.index, c, si, index, T, layer.rows, x.shape[1], self.device)
-                    i = i + z * self._read_sigma_current(layer, m, c, x)
-                per_tile.append(i / dl)
-            raw.append(torch.stack(per_tile, dim=1).unsqueeze(1))  # [N, K=1, tiles, rows, L]
-        L = raw[0].shape[-1]
-        noise = sense_noise(self.config, [self.chip_seed], layer.index, m.n_col_tiles, len(slots), index, T, layer.rows, L, self.device)
+                    per_std.append(self._read_sigma_current(layer, m, c, x) / dl)
+            raw.append(torch.stack(per_tile, dim=2).unsqueeze(1))  # [N, K=1, L, tiles, rows]
+            std.append(torch.stack(per_std, dim=2).unsqueeze(1) if per_std else None)
         per = self.periphery[layer.index]
-        counts = sense(raw, self._cells[layer.index], self.off_ratio, per.offset_lsb.unsqueeze(0).unsqueeze(-1),
-                       per.buffer_gain.unsqueeze(0).unsqueeze(-1), self.config, noise)
-        total = counts.sum(dim=2)[:, 0]  # partial counts of the column tiles added digitally: [N, rows, L]
+        ctx = ReadContext([self.chip_seed], layer.index, index, T)
+        counts = sense(raw, std, self._cells[layer.index], self.off_ratio, per.offset_lsb.view(1, 1, *per.offset_lsb.shape),
+                       per.buffer_gain.view(1, 1, *per.buffer_gain.shape), self.config, ctx)
+        total = counts.sum(dim=3)[:, 0].transpose(1, 2)  # column tiles' partial counts added digitally: [N, rows, L]
         if self.errors is not None:
             ideal = XnorEngine.mac(self, layer, bits, res_bits)
             self.errors.add(layer.index, total.double().reshape(ideal.shape) - ideal)

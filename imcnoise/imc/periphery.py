@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..seeding import counter_normal, derive_seed, generator
+from ..seeding import derive_seed, generator, image_normals
 from .config import AnalogConfig
 
 
@@ -36,20 +36,27 @@ def draw_periphery(cfg: AnalogConfig, chip_seed: int, layer_index: int, n_col_ti
     return PeripheryDraw(off.float().to(device), gain.float().to(device))
 
 
-def read_noise(chip_seed: int, purpose: str, layer: int, tile: int, slot: int, image_index: torch.Tensor, T: int,
-               rows: int, positions: int, device=None) -> torch.Tensor:
-    """Standard normals ``[T*B, rows, positions]`` for every read, keyed by image index (batch-invariant)."""
-    seed = derive_seed(chip_seed, purpose, layer, tile, slot)
-    z = counter_normal(seed, image_index, T * rows * positions, device=device)
-    B = image_index.shape[0]
-    return z.view(B, T, rows, positions).transpose(0, 1).reshape(T * B, rows, positions)
+@dataclass
+class ReadContext:
+    """Keys of every read of one layer for K chips: per-read normals come from streams seeded by
+    (chip seed, purpose, layer, column tile, slot) and drawn per image (``image_normals``), so they
+    are the same however images and chips are batched."""
 
+    chip_seeds: list[int]
+    layer: int
+    index: torch.Tensor  # [B] data-set indices of the images
+    T: int
 
-def tile_noise(chip_seeds: list[int], purpose: str, layer: int, n_tiles: int, slot: int, image_index: torch.Tensor,
-               T: int, rows: int, positions: int, device=None) -> torch.Tensor:
-    """Standard normals ``[T*B, K, tiles, rows, positions]`` for K chips (see :func:`read_noise`)."""
-    return torch.stack([torch.stack([read_noise(s, purpose, layer, c, slot, image_index, T, rows, positions, device)
-                                     for c in range(n_tiles)], dim=1) for s in chip_seeds], dim=1)
+    def normals(self, purpose: str, slot: int, shape: tuple, device=None) -> torch.Tensor:
+        """Dense normals shaped like the reads, ``[T*B, K, L, tiles, rows]``."""
+        _, K, L, nt, rows = shape
+        B = self.index.shape[0]
+        out = torch.empty(self.T, B, K, L, nt, rows, device=device)
+        for k, chip in enumerate(self.chip_seeds):
+            for c in range(nt):
+                z = image_normals(derive_seed(chip, purpose, self.layer, c, slot), self.index, self.T * rows * L, device)
+                out[:, :, k, :, c, :] = z.view(B, self.T, rows, L).permute(1, 0, 3, 2)
+        return out.view(self.T * B, K, L, nt, rows)
 
 
 def squared_conductance(g: torch.Tensor) -> torch.Tensor:
@@ -58,53 +65,51 @@ def squared_conductance(g: torch.Tensor) -> torch.Tensor:
     return torch.round(g.float() ** 2 * 256.0) / 256.0
 
 
-def adc(v: torch.Tensor, full_scale: torch.Tensor, bits: int | None, clip: bool) -> torch.Tensor:
-    """Digitise sensed counts: nearest integer with full resolution, else steps of FS/(2^bits - 1).
+def sense(raw: list[torch.Tensor], read_std: list[torch.Tensor | None], cells: torch.Tensor, off_ratio: float,
+          offset: torch.Tensor, gain: torch.Tensor, cfg: AnalogConfig, ctx: ReadContext | None) -> torch.Tensor:
+    """Digitised counts from the raw slot signals (LSB units, baseline included).
 
-    ``full_scale`` (counts, broadcastable to ``v``) is the largest possible count of the read.
+    Layout: ``raw`` slots ``[N, K, L, tiles, rows]`` (N = T*B samples, K chips, L positions);
+    ``read_std`` per-read std of the device read noise of each slot (same shape, or None);
+    ``cells`` ``[tiles, 1]``; ``offset``, ``gain`` ``[K, 1, tiles, rows]``. Every engine calls this one function, so their arithmetic is
+    identical. Per-read noise (device read noise, kT/C of the held slot, sense-amp noise) is
+    Gaussian, drawn from ``ctx`` only for the effects that are on.
     """
+    baseline = cells * (off_ratio / (1.0 - off_ratio))
+    shape = tuple(raw[0].shape)
+    dev = raw[0].device
+    if len(raw) == 2:
+        gd = gain * cfg.buffer.droop
+        first = raw[0]
+        if read_std[0] is not None:
+            first = first + read_std[0] * ctx.normals("device-read", 0, shape, dev)
+        v = first * gd
+        s_ktc = cfg.buffer.ktc_sigma_lsb(cfg.sense_amp.lsb_voltage_v)
+        if s_ktc > 0:
+            v = v + ctx.normals("ktc", 0, shape, dev) * s_ktc
+        second = raw[1]
+        if read_std[1] is not None:
+            second = second + read_std[1] * ctx.normals("device-read", 1, shape, dev)
+        v = v + second + (offset - 2 * baseline)
+    else:
+        v = raw[0]
+        if read_std[0] is not None:
+            v = v + read_std[0] * ctx.normals("device-read", 0, shape, dev)
+        v = v + (offset - baseline)
+    if cfg.sense_amp.noise_sigma_lsb > 0:
+        v = v + ctx.normals("sense", 0, shape, dev) * cfg.sense_amp.noise_sigma_lsb
+    full_scale = cells * len(raw)
+    bits = cfg.sense_amp.adc_bits
     if bits is None or 2 ** bits >= int(full_scale.max()) + 1:
         q = torch.round(v)
     else:
         step = full_scale / (2 ** bits - 1)
         q = torch.round(v / step) * step
-    return torch.minimum(q.clamp(min=0.0), full_scale) if clip else q
-
-
-def sense(raw: list[torch.Tensor], cells: torch.Tensor, off_ratio: float, offset: torch.Tensor, gain: torch.Tensor,
-          cfg: AnalogConfig, noise: dict[str, torch.Tensor | None]) -> torch.Tensor:
-    """Digitised counts from the raw slot signals (LSB units, baseline included).
-
-    Shapes broadcast: ``raw`` slots ``[N, K, tiles, rows, L]``; ``cells`` (cells per tile) as
-    ``[tiles, 1, 1]``; ``offset`` / ``gain`` ``[K, tiles, rows, 1]``; ``noise`` holds standard
-    normals shaped like ``raw`` for "ktc" and "sa" (None when that effect is off). Every engine
-    calls this one function, so their arithmetic is identical.
-    """
-    baseline = cells * (off_ratio / (1.0 - off_ratio))
-    if len(raw) == 2:
-        held = raw[0] * (gain * cfg.buffer.droop)
-        if noise.get("ktc") is not None:
-            held = held + noise["ktc"] * cfg.buffer.ktc_sigma_lsb(cfg.sense_amp.lsb_voltage_v)
-        v = held + raw[1] - 2 * baseline
-    else:
-        v = raw[0] - baseline
-    v = v + offset
-    if noise.get("sa") is not None:
-        v = v + noise["sa"] * cfg.sense_amp.noise_sigma_lsb
-    return adc(v, cells * len(raw), cfg.sense_amp.adc_bits, cfg.sense_amp.clip)
+    if cfg.sense_amp.clip:
+        q = torch.clamp(q, min=torch.zeros_like(full_scale), max=full_scale)
+    return q
 
 
 def cells_tensor(m, device=None) -> torch.Tensor:
-    """Cells per column tile of a layer map, shaped ``[tiles, 1, 1]`` for :func:`sense`."""
-    return torch.tensor([m.cells(c) for c in range(m.n_col_tiles)], dtype=torch.float32, device=device).view(-1, 1, 1)
-
-
-def sense_noise(cfg: AnalogConfig, chip_seeds: list[int], layer: int, n_tiles: int, n_slots: int, image_index: torch.Tensor,
-                T: int, rows: int, positions: int, device=None) -> dict[str, torch.Tensor | None]:
-    """Per-read normals of the buffer (kT/C, residual layers only) and of the sense amplifier."""
-    noise: dict[str, torch.Tensor | None] = {"ktc": None, "sa": None}
-    if n_slots == 2 and cfg.buffer.ktc_sigma_lsb(cfg.sense_amp.lsb_voltage_v) > 0:
-        noise["ktc"] = tile_noise(chip_seeds, "ktc", layer, n_tiles, 0, image_index, T, rows, positions, device)
-    if cfg.sense_amp.noise_sigma_lsb > 0:
-        noise["sa"] = tile_noise(chip_seeds, "sense", layer, n_tiles, 0, image_index, T, rows, positions, device)
-    return noise
+    """Cells per column tile of a layer map, shaped ``[tiles, 1]`` for :func:`sense`."""
+    return torch.tensor([m.cells(c) for c in range(m.n_col_tiles)], dtype=torch.float32, device=device).view(-1, 1)
