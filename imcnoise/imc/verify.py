@@ -92,3 +92,44 @@ def compare_engines(model: BinaryVGG11, program: ChipProgram, data, *, batch_siz
                 res.max_tie_margin = max(res.max_tie_margin, float(margin[is_tie].max()) if is_tie.any() else 0.0)
                 upstream_differs = True
     return res
+
+
+@dataclass
+class EngineComparison:
+    """Spike and prediction agreement of two engines that both run a chip program."""
+
+    images: int = 0
+    prediction_mismatches: int = 0
+    decisions: int = 0
+    spike_mismatches: int = 0
+    output_max_abs_diff: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.prediction_mismatches == 0 and self.spike_mismatches == 0
+
+    def summary(self) -> str:
+        return (f"{self.images} images, {self.decisions:,} spike decisions: {self.spike_mismatches} differing spikes, "
+                f"{self.prediction_mismatches} differing predictions, max |output diff| {self.output_max_abs_diff:.3g}")
+
+
+@torch.no_grad()
+def compare_runs(run_a, run_b, data, *, batch_size: int = 64, input_seed: int = 0, limit: int | None = None,
+                 progress: bool = False) -> EngineComparison:
+    """Compare two ``run(images, index, input_seed, recording)`` callables spike for spike."""
+    from tqdm.auto import tqdm
+
+    res = EngineComparison()
+    n = len(data) if limit is None else min(limit, len(data))
+    for idx in tqdm(list(iter_batches(n, batch_size)), desc="compare", disable=not progress, leave=False):
+        ra, rb = Recording(keep=True), Recording(keep=True)
+        oa = run_a(data.images[idx], idx, input_seed, ra)
+        ob = run_b(data.images[idx], idx, input_seed, rb)
+        res.images += len(idx)
+        res.prediction_mismatches += int((oa.argmax(1) != ob.argmax(1)).sum())
+        res.output_max_abs_diff = max(res.output_max_abs_diff, float((oa.double() - ob.double()).abs().max()))
+        for layer in ra.spikes:
+            a, b = ra.spikes[layer] > 0, rb.spikes[layer] > 0
+            res.decisions += a.numel()
+            res.spike_mismatches += int((a != b).sum())
+    return res

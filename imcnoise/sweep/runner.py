@@ -61,7 +61,19 @@ class Prepared:
 
 def prepare(sc: Scenario, base_dir: Path, out: str | Path | None = None) -> Prepared:
     """Resolve checkpoints, fold them and validate everything before anything is written."""
-    ckpts = {m: resolve_checkpoint(getattr(sc.models, m), base_dir) for m in MODELS}
+    problems, ckpts = [], {}
+    for m in MODELS:
+        try:
+            ckpts[m] = resolve_checkpoint(getattr(sc.models, m), base_dir, sc.models.hint)
+        except ScenarioError as exc:
+            problems.append(str(exc))
+    if problems:
+        from ..data.registry import locate
+
+        where = locate(sc.dataset.name, sc.dataset.data_dir)
+        if where.startswith("not found"):
+            problems.append(f"dataset.name: {sc.dataset.name} {where}")
+        raise ScenarioError("\n".join(dict.fromkeys(problems)))
     programs, hashes = {}, {}
     for m, p in ckpts.items():
         try:

@@ -49,6 +49,7 @@ class DatasetSpec(_Strict):
 class ModelsSpec(_Strict):
     bsnn: str = Field(..., description="B-SNN checkpoint: a path (relative to the scenario file) or shipped:<name>")
     bnn: str = Field(..., description="BNN checkpoint")
+    hint: str = Field("", description="how to obtain the checkpoints when they are missing (shown in the error)")
 
 
 class Axis(_Strict):
@@ -251,7 +252,7 @@ def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
     return sc
 
 
-def resolve_checkpoint(ref: str, base_dir: Path) -> Path:
+def resolve_checkpoint(ref: str, base_dir: Path, hint: str = "") -> Path:
     if ref.startswith(SHIPPED_PREFIX):
         name = ref[len(SHIPPED_PREFIX):]
         p = SHIPPED_DIR / name / "model.pt"
@@ -265,7 +266,7 @@ def resolve_checkpoint(ref: str, base_dir: Path) -> Path:
         p = next((c for c in cand if c.is_file()), cand[0])
     if not p.is_file():
         raise ScenarioError(f"models: checkpoint {ref!r} not found (looked in {base_dir} and {Path.cwd()}); "
-                            "train one with 'imcnoise train' or use shipped:<name>")
+                            + (hint or "train one with 'imcnoise train' or use shipped:<name>"))
     return p
 
 
