@@ -1,0 +1,45 @@
+"""Shared helpers of the benchmark scripts (machine description, checkpoint defaults, timing)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "imcnoise" / "checkpoints"
+
+
+def machine() -> str:
+    cpu = platform.processor() or "cpu"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads{gpu}; "
+            f"load average {', '.join(f'{x:.2f}' for x in load)}")
+
+
+def shipped(name: str) -> Path:
+    p = SHIPPED / name / "model.pt"
+    if not p.is_file():
+        raise SystemExit(f"shipped checkpoint {p} missing; pass --bsnn/--bnn paths")
+    return p
+
+
+def timed(fn, repeat: int = 1):
+    """(best seconds over ``repeat`` runs, last result)."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Monte Carlo throughput: fast engine vs aihwkit path on the same chip-trials, same run.
+
+    .venv/bin/python benchmarks/mc_throughput.py [--chips 4] [--images 200] [--k auto] [--device cpu|cuda]
+
+Work: `--chips` chip instances (STT-MRAM, sigma 0.04, sense-amp offset 1 LSB, kT/C at 10 fF) x
+`--images` Fashion-MNIST test images, for the shipped B-SNN and BNN. Reports chip-trials x images
+per second of both engines, checks that their predictions are identical, and gives the fast
+engine's effective MAC rate (XNOR cells read per second) as a fraction of an fp32 GEMM peak
+measured in the same run (torch.mm, 2048^3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from _common import machine, shipped, timed
+from imcnoise.data import load_dataset
+from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip
+from imcnoise.imc.config import AnalogConfig, SenseAmpConfig, SttMramDevice
+from imcnoise.imc.fast_engine import FastChipBatch, auto_k, evaluate_chips
+from imcnoise.imc.fold import fold_checkpoint
+
+
+def gemm_peak_macs(device, n=2048, repeat=5) -> float:
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return n ** 3 / best
+
+
+def macs_per_image(prog) -> int:
+    """XNOR cell reads of one inference: T x positions x slots x rows x cells."""
+    return sum(prog.timesteps * l.positions * l.n_slots * l.rows * l.cols for l in prog.xnor_layers)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chips", type=int, default=4)
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--k", default="auto", help="chips per pass of the fast engine (auto: from memory)")
+    ap.add_argument("--batch-size", type=int, default=100)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--skip-aihwkit", action="store_true", help="fast engine only (e.g. large GPU runs)")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    cfg = AnalogConfig(device=SttMramDevice(sigma_r_p=0.04, sigma_r_ap=0.04), sense_amp=SenseAmpConfig(offset_sigma_lsb=1.0))
+    data = load_dataset("fashion-mnist", "test").subset(args.images)
+    seeds = list(range(100, 100 + args.chips))
+    peak = gemm_peak_macs(dev)
+    print(f"machine: {machine()}; device {dev}\nfp32 GEMM peak (torch.mm 2048^3): {peak / 1e9:.1f} GMAC/s\n")
+    print("| model | engine | K | seconds | chip-trials x images / s | speed-up | effective GMAC/s | % of GEMM peak | identical |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for kind in ("bsnn", "bnn"):
+        prog = fold_checkpoint(shipped(f"fmnist-{kind}"))
+        work = args.chips * len(data)
+        k = auto_k(prog, args.batch_size, dev) if args.k == "auto" else int(args.k)
+        k = min(k, args.chips)
+
+        def fast():
+            out = []
+            for i in range(0, len(seeds), k):
+                out += evaluate_chips(FastChipBatch(prog, cfg, seeds[i:i + k], dev), data, batch_size=args.batch_size,
+                                      keep_predictions=True)
+            return out
+
+        t_fast, r_fast = timed(fast)
+        macs = macs_per_image(prog) * work / t_fast
+        ident = "n/a"
+        t_ai = None
+        if not args.skip_aihwkit:
+            t_ai, r_ai = timed(lambda: [evaluate_chip(AnalogChip(prog, cfg, s, dev), data, batch_size=50, keep_predictions=True)
+                                        for s in seeds])
+            ident = all(torch.equal(a.predictions, f.predictions) and a.spike_rates == f.spike_rates for a, f in zip(r_ai, r_fast))
+            print(f"| {kind} | aihwkit | 1 | {t_ai:.1f} | {work / t_ai:.1f} | 1.0x | | | |")
+        speed = f"{t_ai / t_fast:.1f}x" if t_ai else "n/a"
+        print(f"| {kind} | fast | {k} | {t_fast:.1f} | {work / t_fast:.1f} | {speed} | {macs / 1e9:.2f} | "
+              f"{100 * macs / peak:.1f} % | {ident} |")
+
+
+if __name__ == "__main__":
+    main()
