@@ -1,0 +1,85 @@
+"""Fast Monte Carlo engine: same draws and bit-identical results as the aihwkit path."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from imcnoise.cli.main import app
+from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip
+from imcnoise.imc.config import (AihwkitPcmDevice, AnalogConfig, ResidualBufferConfig, RramDevice, SenseAmpConfig,
+                                 SttMramDevice)
+from imcnoise.imc.fast_engine import FastChipBatch, auto_k, evaluate_chips
+from imcnoise.imc.fold import fold_model
+from imcnoise.sweep.scenario import SHIPPED_DIR
+
+from helpers import REPO_ROOT, calibrated_model, fmnist
+
+CONFIGS = {
+    "ideal": AnalogConfig.ideal(),
+    "stt-all-effects": AnalogConfig(
+        device=SttMramDevice(sigma_r_p=0.05, sigma_r_ap=0.07, p_stuck_p=0.01, p_stuck_ap=0.01, read_sigma=0.02),
+        sense_amp=SenseAmpConfig(offset_sigma_lsb=0.8, noise_sigma_lsb=0.3, adc_bits=6),
+        buffer=ResidualBufferConfig(gain_sigma=0.02, capacitance_f=2e-15, hold_time_s=1e-7, leak_resistance_ohm=1e9)),
+    "rram-drift": AnalogConfig(device=RramDevice(relaxation_sigma=0.02), sense_amp=SenseAmpConfig(offset_sigma_v=0.01),
+                               t_inference_s=3600.0),
+    "aihwkit-pcm": AnalogConfig(device=AihwkitPcmDevice(), t_inference_s=100.0),
+    "small-arrays": AnalogConfig(device=SttMramDevice(sigma_r_p=0.04), array={"rows": 24, "cols": 40}),
+}
+
+
+@pytest.mark.parametrize("kind", ["bsnn", "bnn"])
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_fast_engine_is_bit_identical_to_aihwkit_path(kind, name):
+    cfg = CONFIGS[name]
+    prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
+    d = fmnist("test", 24)
+    seeds = [5, 6, 7]
+    fast = evaluate_chips(FastChipBatch(prog, cfg, seeds), d, batch_size=12, keep_predictions=True, error_stats=True)
+    for s, f in zip(seeds, fast):
+        chip = AnalogChip(prog, cfg, s)
+        a = evaluate_chip(chip, d, batch_size=8, keep_predictions=True)
+        assert torch.equal(a.predictions, f.predictions)
+        assert a.spike_rates == f.spike_rates
+    # the same conductances: fast engine's G_A - G_B equals the aihwkit tiles' programmed pairs
+    fb = FastChipBatch(prog, cfg, seeds[:1])
+    layer = prog.xnor_layers[1]
+    m = fb.maps[layer.index]
+    g = AnalogChip(prog, cfg, seeds[0]).conductances(layer.index, 0)
+    cells = g.shape[1] // 2
+    w = fb.weights[layer.index].w[0].view(m.n_col_tiles, layer.rows, -1)[0, :, :cells]
+    assert torch.equal(w, (g[:, :cells] - g[:, cells:]))
+
+
+def test_results_do_not_depend_on_chips_per_pass_or_batch_size():
+    prog = fold_model(calibrated_model("bsnn"))
+    cfg = CONFIGS["stt-all-effects"]
+    d = fmnist("test", 20)
+    together = evaluate_chips(FastChipBatch(prog, cfg, [1, 2, 3]), d, batch_size=20, keep_predictions=True)
+    for i, s in enumerate([1, 2, 3]):
+        alone = evaluate_chips(FastChipBatch(prog, cfg, [s]), d, batch_size=7, keep_predictions=True)[0]
+        assert torch.equal(alone.predictions, together[i].predictions)
+        assert alone.spike_rates == together[i].spike_rates
+
+
+def test_auto_k_is_bounded():
+    prog = fold_model(calibrated_model("bsnn"))
+    k = auto_k(prog, 100, torch.device("cpu"))
+    assert 1 <= k <= 64
+
+
+def test_shipped_scenario_fast_equals_aihwkit_for_all_trials(tmp_path):
+    """All points and trials of the default scenario, both models (on its first 16 images)."""
+    if not (SHIPPED_DIR / "fmnist-bsnn" / "model.pt").is_file():
+        pytest.fail("shipped Fashion-MNIST checkpoints missing")
+    frames = {}
+    for engine in ("fast", "aihwkit"):
+        out = tmp_path / engine
+        r = CliRunner().invoke(app, ["sweep", str(REPO_ROOT / "scenarios" / "stt_mram.yaml"), "--engine", engine,
+                                     "--limit", "16", "--out", str(out), "--no-progress"])
+        assert r.exit_code == 0, r.output
+        frames[engine] = pd.read_parquet(out / "trials.parquet").drop(columns=["wall_s", "finished_at", "engine", "versions"])
+    assert len(frames["fast"]) == len(frames["aihwkit"]) > 0
+    pd.testing.assert_frame_equal(frames["fast"], frames["aihwkit"])
