@@ -55,6 +55,8 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--skip-aihwkit", action="store_true", help="fast engine only (e.g. large GPU runs)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--bsnn", default=None, help="checkpoint (default: shipped fmnist-bsnn)")
+    ap.add_argument("--bnn", default=None, help="checkpoint (default: shipped fmnist-bnn)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,7 +69,7 @@ def main():
     print("| model | engine | K | seconds | chip-trials x images / s | speed-up | effective GMAC/s | % of GEMM peak | identical |")
     print("|---|---|---|---|---|---|---|---|---|")
     for kind in ("bsnn", "bnn"):
-        prog = fold_checkpoint(shipped(f"fmnist-{kind}"))
+        prog = fold_checkpoint(getattr(args, kind) or shipped(f"fmnist-{kind}"))
         work = args.chips * len(data)
         k = auto_k(prog, args.batch_size, dev) if args.k == "auto" else int(args.k)
         k = min(k, args.chips)

@@ -168,10 +168,10 @@ def test_ktc_noise_sigma_matches_sqrt_kT_over_C():
     # empirically through the sense path: hold 100 LSB, add 0; noise drawn per read from the chip's streams
     cfg = AnalogConfig(sense_amp=SenseAmpConfig(lsb_voltage_v=1e-4, adc_bits=None, clip=False), buffer=buf)
     n_img, L = 1000, 400
-    raw1 = torch.full((n_img, 1, 1, 1, L), 100.0)
+    raw1 = torch.full((n_img, 1, 1, 1, L), 50.0)  # normalised current: 100 LSB at G_off/G_on = 0.5
     raw0 = torch.zeros(n_img, 1, 1, 1, L)
     ctx = ReadContext([0], 3, torch.arange(n_img), 1)
-    counts = sense([raw1, raw0], [None, None], torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1),
+    counts = sense([raw1.clone(), raw0.clone()], [None, None], torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1),
                    torch.ones(1, 1, 1, 1), cfg, ctx)
     sigma = buf.ktc_sigma_lsb(1e-4)  # 6.4 LSB at 0.1 mV per match
     # counts = round(100 + noise - 2*50*1) = round(noise); var = sigma^2 + 1/12 (rounding)
@@ -181,7 +181,7 @@ def test_ktc_noise_sigma_matches_sqrt_kT_over_C():
     assert abs(float(counts.double().mean())) < 5 * sigma / math.sqrt(n)
     # the same reads give the same noise whatever else is in the batch
     ctx2 = ReadContext([0], 3, torch.arange(500, 520), 1)
-    c2 = sense([raw1[500:520], raw0[500:520]], [None, None], torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1),
+    c2 = sense([raw1[500:520].clone(), raw0[500:520].clone()], [None, None], torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1),
                torch.ones(1, 1, 1, 1), cfg, ctx2)
     assert torch.equal(c2, counts[500:520])
 
@@ -192,14 +192,14 @@ def test_buffer_droop_and_gain_are_applied_to_the_held_slot():
     droop = math.exp(-1e-6 / (1e8 * 1e-14))
     assert math.isclose(cfg.buffer.droop, droop)
     off, gain = torch.zeros(2, 1), torch.tensor([[1.0], [0.9]])
-    raw1 = torch.full((1, 2, 1), 300.0)
-    raw2 = torch.full((1, 2, 1), 260.0)
+    raw1 = torch.full((1, 2, 1), 150.0)  # normalised currents: 300 and 260 LSB at G_off/G_on = 0.5
+    raw2 = torch.full((1, 2, 1), 130.0)
     cells = torch.tensor(256.0)
-    out = sense([raw1, raw2], [None, None], cells, 0.5, off, gain, cfg, None)
+    out = sense([raw1.clone(), raw2.clone()], [None, None], cells, 0.5, off, gain, cfg, None)
     expected = torch.tensor([300 * droop + 260 - 512, 300 * 0.9 * droop + 260 - 512])
     assert torch.equal(out.view(-1), expected.float().round())  # >= 10 bits resolve every count: integers
     cfg.sense_amp.adc_bits = 4  # 16 levels over 0..512: steps of 512/15
-    out = sense([raw1 + 600, raw2], [None, None], cells, 0.5, off, gain, cfg, None)
+    out = sense([raw1 + 300, raw2.clone()], [None, None], cells, 0.5, off, gain, cfg, None)
     step = 512 / 15
     assert torch.allclose(out.view(-1), ((expected + torch.tensor([600 * droop, 540 * droop])) / step).round().float() * step)
 

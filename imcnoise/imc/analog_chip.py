@@ -174,15 +174,14 @@ class AnalogChip(XnorEngine):
         m = self.maps[layer.index]
         index, T = self._batch
         slots = [bits] if res_bits is None else [bits, res_bits]
-        dl = 1.0 - self.off_ratio
         raw, std = [], []
         for s in slots:
             per_tile, per_std = [], []
             for c in range(m.n_col_tiles):
                 x = self._tile_inputs(layer, m, c, s)
-                per_tile.append(self._raw_current(layer, m, c, x) / dl)
+                per_tile.append(self._raw_current(layer, m, c, x))
                 if self.config.device.read_sigma > 0:
-                    per_std.append(self._read_sigma_current(layer, m, c, x) / dl)
+                    per_std.append(self._read_sigma_current(layer, m, c, x))
             raw.append(torch.stack(per_tile, dim=2).unsqueeze(1))  # [N, K=1, L, tiles, rows]
             std.append(torch.stack(per_std, dim=2).unsqueeze(1) if per_std else None)
         per = self.periphery[layer.index]

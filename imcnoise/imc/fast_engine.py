@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from ..models.metrics import iter_batches
-from ..models.neurons import if_multistep
 from ..models.vgg import Recording
 from .analog_chip import AnalogEvalResult, ErrorStats, program_seed, target_conductances
 from .config import AnalogConfig
@@ -29,7 +28,7 @@ from .devices import make_noise_model, nominal_off_ratio
 from .mapping import LayerMap, map_layer
 from .periphery import ReadContext, cells_tensor, draw_periphery, sense, squared_conductance
 from .program import ChipProgram, XnorLayer
-from .xnor_engine import XnorEngine
+from .xnor_engine import XnorEngine, folded_neuron
 
 
 @torch.no_grad()
@@ -74,16 +73,19 @@ class _LayerWeights:
             self.w = w.reshape(K, nt * rows, self.per, layer.kernel, layer.kernel).to(device)
             self.w2 = None if w2 is None else w2.reshape(K, nt * rows, self.per, layer.kernel, layer.kernel).to(device)
         else:
-            self.w = w.reshape(K * nt, rows, self.per).transpose(1, 2).contiguous().to(device)  # [K*nt, per, rows]
-            self.w2 = None if w2 is None else w2.reshape(K * nt, rows, self.per).transpose(1, 2).contiguous().to(device)
+            self.w = w.transpose(2, 3).contiguous().to(device)  # [K, nt, per, rows]
+            self.w2 = None if w2 is None else w2.transpose(2, 3).contiguous().to(device)
         self.const = const.to(device)
         self.const2 = None if const2 is None else const2.to(device)
 
-    def mvm(self, x: torch.Tensor, w: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
-        """Row currents ``[N, K, L, tiles, rows]`` for input bits ``x``: conv ``[N, K, H, W, C]``
-        (channels innermost), fc ``[N, K, F]``."""
-        layer, m, K = self.layer, self.map, self.K
+    def mvm(self, x: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
+        """Row currents ``[N, Kc, L, tiles, rows]`` of the chips ``chips`` for input bits ``x``: conv
+        ``[N, Kc or 1, H, W, C]`` (channels innermost), fc ``[N, Kc or 1, F]``."""
+        layer, m = self.layer, self.map
+        w = (self.w2 if squared else self.w)[chips]
+        const = (self.const2 if squared else self.const)[chips]
         nt, rows = m.n_col_tiles, layer.rows
+        K = const.shape[0]
         n = x.shape[0]
         if layer.kind == "conv":
             pad_c = nt * self.per - x.shape[-1]
@@ -91,22 +93,24 @@ class _LayerWeights:
                 x = F.pad(x, (0, pad_c))
             h, wd = x.shape[2], x.shape[3]
             bias = const.reshape(K, nt * rows)
-            if x.device.type == "cuda":
-                # one grouped convolution over all chips and column tiles
-                xg = x.permute(0, 1, 4, 2, 3).reshape(n, K * nt * self.per, h, wd)
-                out = F.conv2d(xg, w.reshape(K * nt * rows, self.per, layer.kernel, layer.kernel), bias.reshape(-1),
-                               padding=layer.padding, groups=K * nt)
-                return out.view(n, K, nt, rows, h * wd).permute(0, 1, 4, 2, 3)
-            # CPU: a channels-last convolution per chip (a [N, H, W, C] slice is channels-last already);
-            # oneDNN runs these ~2.5x faster than one grouped NCHW convolution over the chips
-            outs = [F.conv2d(x[:, k].permute(0, 3, 1, 2), w[k], bias[k], padding=layer.padding, groups=nt).permute(0, 2, 3, 1)
-                    for k in range(K)]
-            return torch.stack(outs, dim=1).view(n, K, h * wd, nt, rows)
-        pad_f = nt * self.per - x.shape[2]
+            if K == 1 or x.device.type != "cuda":
+                # CPU: a channels-last convolution per chip (a [N, H, W, C] slice is channels-last
+                # already); oneDNN runs these ~2.5x faster than one grouped NCHW convolution
+                outs = [F.conv2d(x[:, min(k, x.shape[1] - 1)].permute(0, 3, 1, 2), w[k], bias[k], padding=layer.padding,
+                                 groups=nt).permute(0, 2, 3, 1) for k in range(K)]
+                out = outs[0].unsqueeze(1) if K == 1 else torch.stack(outs, dim=1)
+                return out.reshape(n, K, h * wd, nt, rows)
+            # CUDA: one grouped convolution over all chips and column tiles
+            xg = x.expand(n, K, *x.shape[2:]).permute(0, 1, 4, 2, 3).reshape(n, K * nt * self.per, h, wd)
+            out = F.conv2d(xg, w.reshape(K * nt * rows, self.per, layer.kernel, layer.kernel), bias.reshape(-1),
+                           padding=layer.padding, groups=K * nt)
+            return out.view(n, K, nt, rows, h * wd).permute(0, 1, 4, 2, 3)
+        pad_f = nt * self.per - x.shape[-1]
         if pad_f:
             x = F.pad(x, (0, pad_f))
+        x = x.expand(n, K, x.shape[-1])
         xt = x.reshape(n, K * nt, self.per).transpose(0, 1)  # [K*nt, N, per]
-        out = torch.bmm(xt, w)  # [K*nt, N, rows]
+        out = torch.bmm(xt, w.reshape(K * nt, self.per, rows))  # [K*nt, N, rows]
         out = out.view(K, nt, n, rows).permute(2, 0, 1, 3) + const.view(1, K, nt, rows)
         return out.unsqueeze(2)  # [N, K, 1, nt, rows]
 
@@ -151,65 +155,72 @@ class FastChipBatch:
         return len(self.chip_seeds)
 
     # ------------------------------------------------------------------ forward
-    def _mac(self, layer: XnorLayer, x: torch.Tensor, rx: torch.Tensor | None, index: torch.Tensor, T: int) -> torch.Tensor:
-        """Digitised dot of every row: ``[N, K, L, rows]``."""
+    def _mac(self, layer: XnorLayer, chips: slice, x: torch.Tensor, rx: torch.Tensor | None, index: torch.Tensor,
+             T: int) -> torch.Tensor:
+        """Digitised dot of every row of the chips ``chips``: ``[N, Kc, L, rows]``."""
         lw = self.weights[layer.index]
         slots = [x] if rx is None else [x, rx]
-        dl = 1.0 - self.off_ratio
         raw, std = [], []
         for s in slots:
-            raw.append(lw.mvm(s, lw.w, lw.const) / dl)
-            if self.config.device.read_sigma > 0:
-                std.append(lw.mvm(s, lw.w2, lw.const2).sqrt() * self.config.device.read_sigma / dl)
-            else:
-                std.append(None)
-        ctx = ReadContext(self.chip_seeds, layer.index, index, T)
-        counts = sense(raw, std, self._cells[layer.index], self.off_ratio, self.offset[layer.index], self.gain[layer.index],
-                       self.config, ctx)
+            raw.append(lw.mvm(s, chips))
+            std.append(lw.mvm(s, chips, squared=True).sqrt_().mul_(self.config.device.read_sigma)
+                       if self.config.device.read_sigma > 0 else None)
+        ctx = ReadContext(self.chip_seeds[chips], layer.index, index, T)
+        counts = sense(raw, std, self._cells[layer.index], self.off_ratio, self.offset[layer.index][chips],
+                       self.gain[layer.index][chips], self.config, ctx)
         total = counts.sum(dim=3) if counts.shape[3] > 1 else counts[:, :, :, 0]
         if self.errors is not None:
-            for k in range(self.K):
-                ideal = self.digital.mac(layer, _to_nchw(x[:, k]), None if rx is None else _to_nchw(rx[:, k]))
-                got = total[:, k].transpose(1, 2).reshape(ideal.shape)
-                self.errors.add(layer.index, got.double() - ideal)
+            for i in range(total.shape[1]):
+                xi = x[:, min(i, x.shape[1] - 1)]
+                ri = None if rx is None else rx[:, min(i, rx.shape[1] - 1)]
+                ideal = self.digital.mac(layer, _to_nchw(xi), None if ri is None else _to_nchw(ri))
+                self.errors.add(layer.index, total[:, i].transpose(1, 2).reshape(ideal.shape).double() - ideal)
         return total
 
     @torch.no_grad()
     def run(self, images_u8: torch.Tensor, index: torch.Tensor, input_seed: int = 0,
             recordings: list[Recording] | None = None) -> torch.Tensor:
-        """Outputs ``[K, B, classes]`` of the K chips; ``recordings[k]`` gets chip k's firing rates."""
+        """Outputs ``[K, B, classes]`` of the K chips; ``recordings[k]`` gets chip k's firing rates.
+
+        The input spikes and the digital first layer are computed once for all chips. On CUDA all
+        K chips then go through each layer together (grouped convolutions); on CPU one chip at a
+        time, which keeps each chip's activations in cache and avoids stacking copies.
+        """
         eng, p, K = self.digital, self.program, self.K
         index = index.to(self.device)
         x = eng.input(images_u8, index, input_seed)
         T = x.shape[0]
-        first_bits, _ = eng.first_layer(x)  # shared by all chips: [T, B, C, H, W]
+        first_bits, _ = eng.first_layer(x)  # [T, B, C, H, W]
         if recordings is not None:
             for r in recordings:
                 r.add(p.first.index, first_bits)
-        fb = first_bits.flatten(0, 1).permute(0, 2, 3, 1)  # [N, H, W, C]
-        kept = {p.first.index: fb.unsqueeze(1).expand(-1, K, *fb.shape[1:])}
-        h = _pool_nhwc(fb, 2) if p.first.pool_after else fb
-        h = h.unsqueeze(1).expand(-1, K, *h.shape[1:])  # [N, K, H, W, C]
+        fb = first_bits.flatten(0, 1).permute(0, 2, 3, 1).contiguous().unsqueeze(1)  # [N, 1, H, W, C], shared
+        h0 = _pool_nhwc(fb, 2) if p.first.pool_after else fb
+        groups = [slice(0, K)] if self.device.type == "cuda" else [slice(k, k + 1) for k in range(K)]
+        outs = []
+        for chips in groups:
+            recs = None if recordings is None else recordings[chips]
+            outs.append(self._forward(chips, h0, fb, index, T, recs))
+        return torch.cat(outs, dim=0)
+
+    def _forward(self, chips: slice, h: torch.Tensor, first: torch.Tensor, index: torch.Tensor, T: int, recordings):
+        eng, p = self.digital, self.program
+        Kc = chips.stop - chips.start
+        kept = {p.first.index: first}
         sources = {l.residual_from for l in p.xnor_layers if l.residual_from is not None}
         for layer in p.xnor_layers:
             if layer.kind == "fc" and h.dim() == 5:
                 h = h.permute(0, 1, 4, 2, 3).flatten(2)  # the model's (C, H, W) flatten order
             rx = _residual_nhwc(kept.pop(layer.residual_from), layer) if layer.residual_from is not None else None
-            dot = self._mac(layer, h, rx, index, T)  # [N, K, L, rows]
+            dot = self._mac(layer, chips, h, rx, index, T)  # [N, Kc, L, rows]
             gain, bias, theta_hat = eng._xnor_params[layer.index]
-            drive = dot.double() - bias if bool((gain == 1).all()) else gain * dot.double() - bias
-            drive = drive.view(T, -1, *drive.shape[1:])  # [T, B, K, L, rows]
-            if layer.neuron == "if":
-                out, _ = if_multistep(drive, theta_hat)
-            else:
-                out = drive > theta_hat
-            out = out.float()
+            out, _ = folded_neuron(dot, T, None if bool((gain == 1).all()) else gain, bias, theta_hat, layer.neuron)
             if recordings is not None:
                 for k, r in enumerate(recordings):
                     r.add(layer.index, out[:, :, k])
-            out = out.flatten(0, 1)  # [N, K, L, rows]
+            out = out.view(-1, *out.shape[2:])  # [N, Kc, L, rows]
             if layer.kind == "conv":
-                out = out.view(out.shape[0], K, layer.in_size, layer.in_size, layer.rows)
+                out = out.view(out.shape[0], Kc, layer.in_size, layer.in_size, layer.rows)
             else:
                 out = out[:, :, 0]
             if layer.index in sources:
@@ -218,8 +229,8 @@ class FastChipBatch:
         if h.dim() == 5:
             h = h.permute(0, 1, 4, 2, 3).flatten(2)
         n = h.shape[0]
-        logits = eng.output_layer(h.reshape(n * K, -1), T)  # sums over T the (B*K) rows of each time step
-        return logits.view(-1, K, logits.shape[-1]).transpose(0, 1)
+        logits = eng.output_layer(h.reshape(n * Kc, -1), T)  # sums over T the (B*Kc) rows of each time step
+        return logits.view(-1, Kc, logits.shape[-1]).transpose(0, 1)
 
 
 def _pool_nhwc(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -67,7 +67,7 @@ def squared_conductance(g: torch.Tensor) -> torch.Tensor:
 
 def sense(raw: list[torch.Tensor], read_std: list[torch.Tensor | None], cells: torch.Tensor, off_ratio: float,
           offset: torch.Tensor, gain: torch.Tensor, cfg: AnalogConfig, ctx: ReadContext | None) -> torch.Tensor:
-    """Digitised counts from the raw slot signals (LSB units, baseline included).
+    """Digitised counts from the raw slot currents (normalised to G_on; consumed in place).
 
     Layout: ``raw`` slots ``[N, K, L, tiles, rows]`` (N = T*B samples, K chips, L positions);
     ``read_std`` per-read std of the device read noise of each slot (same shape, or None);
@@ -75,38 +75,39 @@ def sense(raw: list[torch.Tensor], read_std: list[torch.Tensor | None], cells: t
     identical. Per-read noise (device read noise, kT/C of the held slot, sense-amp noise) is
     Gaussian, drawn from ``ctx`` only for the effects that are on.
     """
-    baseline = cells * (off_ratio / (1.0 - off_ratio))
+    dl = 1.0 - off_ratio
+    baseline = cells * (off_ratio / dl)
     shape = tuple(raw[0].shape)
     dev = raw[0].device
     if len(raw) == 2:
-        gd = gain * cfg.buffer.droop
-        first = raw[0]
+        v = raw[0].div_(dl)
         if read_std[0] is not None:
-            first = first + read_std[0] * ctx.normals("device-read", 0, shape, dev)
-        v = first * gd
+            v.addcmul_(read_std[0].div_(dl), ctx.normals("device-read", 0, shape, dev))
+        v.mul_(gain * cfg.buffer.droop)
         s_ktc = cfg.buffer.ktc_sigma_lsb(cfg.sense_amp.lsb_voltage_v)
         if s_ktc > 0:
-            v = v + ctx.normals("ktc", 0, shape, dev) * s_ktc
-        second = raw[1]
+            v.add_(ctx.normals("ktc", 0, shape, dev), alpha=s_ktc)
+        v.add_(raw[1].div_(dl))
         if read_std[1] is not None:
-            second = second + read_std[1] * ctx.normals("device-read", 1, shape, dev)
-        v = v + second + (offset - 2 * baseline)
+            v.addcmul_(read_std[1].div_(dl), ctx.normals("device-read", 1, shape, dev))
+        v.add_(offset - 2 * baseline)
     else:
-        v = raw[0]
+        v = raw[0].div_(dl)
         if read_std[0] is not None:
-            v = v + read_std[0] * ctx.normals("device-read", 0, shape, dev)
-        v = v + (offset - baseline)
+            v.addcmul_(read_std[0].div_(dl), ctx.normals("device-read", 0, shape, dev))
+        v.add_(offset - baseline)
     if cfg.sense_amp.noise_sigma_lsb > 0:
-        v = v + ctx.normals("sense", 0, shape, dev) * cfg.sense_amp.noise_sigma_lsb
+        v.add_(ctx.normals("sense", 0, shape, dev), alpha=cfg.sense_amp.noise_sigma_lsb)
     full_scale = cells * len(raw)
     bits = cfg.sense_amp.adc_bits
     if bits is None or 2 ** bits >= int(full_scale.max()) + 1:
-        q = torch.round(v)
+        q = v.round_()
     else:
         step = full_scale / (2 ** bits - 1)
-        q = torch.round(v / step) * step
+        q = v.div_(step).round_().mul_(step)
     if cfg.sense_amp.clip:
-        q = torch.clamp(q, min=torch.zeros_like(full_scale), max=full_scale)
+        q.clamp_(min=0.0)
+        q = torch.minimum(q, full_scale, out=q) if full_scale.numel() > 1 else q.clamp_(max=float(full_scale.max()))
     return q
 
 

@@ -30,6 +30,34 @@ def or_pool_bits(x: torch.Tensor, k: int) -> torch.Tensor:
     return F.max_pool2d(x, k)
 
 
+def folded_neuron(dot: torch.Tensor, T: int, gain: torch.Tensor | None, bias: torch.Tensor, theta_hat: torch.Tensor,
+                  neuron: str, record_membrane: bool = False):
+    """The folded neuron of Alg. 2 on counts ``dot`` ``[T*B, ...]`` -> float32 spikes ``[T, B, ...]``.
+
+    "if" (B-SNN): v_hat += gain*dot - bias; fire iff v_hat > theta_hat; v_hat -= theta_hat on firing
+    (the charge / fire / reset phases, in fp64). "sign" (BNN): out = gain*dot - bias > theta_hat.
+    ``gain``/``bias``/``theta_hat`` broadcast against one time step; ``gain`` None means all ones.
+    Every engine (integer, aihwkit, fast) calls this one function.
+    """
+    d = dot.view(T, -1, *dot.shape[1:])
+    if neuron == "sign":
+        v = d.double() if gain is None else gain * d.double()
+        v = v - bias
+        return (v > theta_hat).float(), (v - theta_hat if record_membrane else None)
+    v = torch.zeros(d.shape[1:], dtype=torch.float64, device=d.device)
+    out = torch.empty(d.shape, dtype=torch.float32, device=d.device)
+    mem = torch.empty(d.shape, dtype=torch.float64, device=d.device) if record_membrane else None
+    for t in range(T):
+        v.add_(d[t] if gain is None else gain * d[t])  # charge (eq. 7)
+        v.sub_(bias)
+        if mem is not None:
+            mem[t] = v
+        fired = v > theta_hat  # fire (Alg. 2 line 13)
+        out[t] = fired
+        v.sub_(fired * theta_hat)  # soft reset
+    return out, mem
+
+
 def residual_bits(src: torch.Tensor, layer: XnorLayer) -> torch.Tensor:
     x = or_pool_bits(src, layer.residual_pool)
     if layer.residual_repeat > 1:
@@ -147,13 +175,8 @@ class XnorEngine:
         d = self.mac(layer, bits, res_bits)
         gain, bias, theta_hat = self._xnor_params[layer.index]
         shape = (-1, 1, 1) if layer.kind == "conv" else (-1,)
-        drive = gain.view(shape) * d - bias.view(shape)
-        drive = drive.view(T, -1, *drive.shape[1:])
-        th = theta_hat.view(shape)
-        if layer.neuron == "if":
-            out, mem = if_multistep(drive, th, record_membrane)
-            return out.float(), mem
-        return (drive > th).float(), (drive - th if record_membrane else None)
+        g = None if bool((gain == 1).all()) else gain.view(shape)
+        return folded_neuron(d, T, g, bias.view(shape), theta_hat.view(shape), layer.neuron, record_membrane)
 
     def mac(self, layer: XnorLayer, bits: torch.Tensor, res_bits: torch.Tensor | None) -> torch.Tensor:
         """dot of eq. (11): slot tau1 (layer l-1 input) plus, for residual layers, slot tau2 (layer l-2)."""
