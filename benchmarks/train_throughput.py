@@ -52,7 +52,7 @@ from imcnoise.models.inputs import model_input  # noqa: E402
 from imcnoise.models.topology import residual_sources  # noqa: E402
 from imcnoise.models.vgg import BinaryVGG11, ModelConfig, identity_map  # noqa: E402
 from imcnoise.training.config import TrainConfig  # noqa: E402
-from imcnoise.training.loop import _autocast, _lr_lambda, _param_groups  # noqa: E402
+from imcnoise.training.loop import _lr_lambda, _param_groups, train_step  # noqa: E402
 
 INSTALL_CMD = ".venv/bin/pip install --no-deps spikingjelly==2.0.0 && .venv/bin/pip install loguru"
 ISSUE_REFERENCE = "measured beforehand on this machine (issue): SpikingJelly ≈ 89 img/s, snnTorch ≈ 77 img/s; goal ≥ 2× SpikingJelly"
@@ -186,15 +186,7 @@ def build_imcnoise(precision: str, imgs: torch.Tensor, y: torch.Tensor):
     def step(i: int) -> None:
         idx = torch.arange(i * b, (i + 1) * b)
         x = model_input(mcfg, imgs, idx, 12345)
-        with _autocast(dev, cfg.precision):
-            outp = model(x)
-        loss = F.cross_entropy(outp.float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        model.clip_latent_()
-        sched.step()
-        float(loss.detach()), int((outp.argmax(1) == y).sum())
+        train_step(model, opt, sched, x, y, dev, cfg.precision)
 
     return step, model
 

@@ -18,16 +18,15 @@ import torch.nn.functional as F
 from ..models.encoding import poisson_spikes
 from ..models.inputs import pad_images
 from ..models.neurons import if_multistep
+from ..models.vgg import identity_map, or_pool
 from .program import ChipProgram, DigitalLayer, XnorLayer
 
 BACKENDS = ("gemm", "popcount")
 
 
 def or_pool_bits(x: torch.Tensor, k: int) -> torch.Tensor:
-    """OR over k x k windows of a [N, C, H, W] 0/1 tensor (max-pool)."""
-    if k == 1 or x.dim() != 4:
-        return x
-    return F.max_pool2d(x, k)
+    """OR over k x k windows of a [N, C, H, W] 0/1 tensor: the model's binary max-pool."""
+    return or_pool(x, k)
 
 
 def folded_neuron(dot: torch.Tensor, T: int, gain: torch.Tensor | None, bias: torch.Tensor, theta_hat: torch.Tensor,
@@ -59,12 +58,8 @@ def folded_neuron(dot: torch.Tensor, T: int, gain: torch.Tensor | None, bias: to
 
 
 def residual_bits(src: torch.Tensor, layer: XnorLayer) -> torch.Tensor:
-    x = or_pool_bits(src, layer.residual_pool)
-    if layer.residual_repeat > 1:
-        x = x.repeat(1, layer.residual_repeat, *([1] * (x.dim() - 2)))
-    if layer.kind == "fc" and x.dim() > 2:
-        x = x.flatten(1)
-    return x
+    """The residual identity mapping of :mod:`imcnoise.models.topology` (OR-pool, channel repeat)."""
+    return identity_map(src, layer)
 
 
 def input_patches(bits: torch.Tensor, layer: XnorLayer) -> torch.Tensor:

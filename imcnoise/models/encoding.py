@@ -12,19 +12,7 @@ from __future__ import annotations
 
 import torch
 
-_MASK32 = 0xFFFFFFFF
-
-
-def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """lowbias32 integer hash (Chris Wellons, "hash-prospector"), on int64 holding 32-bit values.
-
-    Products are masked back to 32 bits; int64 wrap-around only touches bits above 32.
-    """
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _MASK32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _MASK32
-    return x ^ (x >> 16)
+from ..seeding import MASK32 as _MASK32, mix32 as _mix32
 
 
 def uniform_bits24(seed: int, index: torch.Tensor, timesteps: int, numel: int, device=None) -> torch.Tensor:

@@ -79,6 +79,21 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def train_step(model: BinaryVGG11, opt, sched, x: torch.Tensor, y: torch.Tensor, dev: torch.device,
+               precision: str) -> tuple[float, int]:
+    """One optimisation step (Alg. 1): forward over all T, cross-entropy on the output membrane
+    (eq. 2), surrogate-gradient backward, update, latent-weight clipping. Returns (loss, correct)."""
+    with _autocast(dev, precision):
+        outp = model(x)
+    loss = F.cross_entropy(outp.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    model.clip_latent_()
+    sched.step()
+    return float(loss.detach()), int((outp.argmax(1) == y).sum())
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_dir=None, progress: bool = True,
           command: str | None = None, device: str | None = None) -> dict:
     """Train, evaluating after each epoch; writes ``last.pt`` (resume state), ``model.pt``
@@ -135,16 +150,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
                 imgs = random_crop_flip(imgs, gen, padding=cfg.crop_padding, flip=cfg.flip)
             x = model_input(mcfg, imgs.to(dev), idx, poisson_seed)
             y = train_ds.labels[idx].to(dev)
-            with _autocast(dev, cfg.precision):
-                outp = model(x)
-            loss = F.cross_entropy(outp.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.clip_latent_()
-            sched.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((outp.argmax(1) == y).sum())
+            loss, n_right = train_step(model, opt, sched, x, y, dev, cfg.precision)
+            loss_sum += loss * len(idx)
+            correct += n_right
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
         bar.close()
