@@ -64,6 +64,20 @@ def test_results_do_not_depend_on_chips_per_pass_or_batch_size():
         assert alone.spike_rates == together[i].spike_rates
 
 
+@pytest.mark.parametrize("kind", ["bsnn", "bnn"])
+def test_grouped_gpu_code_path_gives_the_same_results(kind):
+    """The GPU path (all chips in one grouped convolution) run on the CPU equals the per-chip path."""
+    prog = fold_model(calibrated_model(kind))
+    cfg = CONFIGS["stt-all-effects"]
+    d = fmnist("test", 12)
+    per_chip = evaluate_chips(FastChipBatch(prog, cfg, [1, 2, 3]), d, batch_size=12, keep_predictions=True)
+    fb = FastChipBatch(prog, cfg, [1, 2, 3])
+    fb.grouped = True
+    grouped = evaluate_chips(fb, d, batch_size=12, keep_predictions=True)
+    for a, b in zip(per_chip, grouped):
+        assert torch.equal(a.predictions, b.predictions) and a.spike_rates == b.spike_rates
+
+
 def test_auto_k_is_bounded():
     prog = fold_model(calibrated_model("bsnn"))
     k = auto_k(prog, 100, torch.device("cpu"))

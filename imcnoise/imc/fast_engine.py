@@ -78,7 +78,7 @@ class _LayerWeights:
         self.const = const.to(device)
         self.const2 = None if const2 is None else const2.to(device)
 
-    def mvm(self, x: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
+    def mvm(self, x: torch.Tensor, chips: slice, squared: bool = False, grouped: bool = False) -> torch.Tensor:
         """Row currents ``[N, Kc, L, tiles, rows]`` of the chips ``chips`` for input bits ``x``: conv
         ``[N, Kc or 1, H, W, C]`` (channels innermost), fc ``[N, Kc or 1, F]``."""
         layer, m = self.layer, self.map
@@ -93,14 +93,14 @@ class _LayerWeights:
                 x = F.pad(x, (0, pad_c))
             h, wd = x.shape[2], x.shape[3]
             bias = const.reshape(K, nt * rows)
-            if K == 1 or x.device.type != "cuda":
+            if not grouped:
                 # CPU: a channels-last convolution per chip (a [N, H, W, C] slice is channels-last
                 # already); oneDNN runs these ~2.5x faster than one grouped NCHW convolution
                 outs = [F.conv2d(x[:, min(k, x.shape[1] - 1)].permute(0, 3, 1, 2), w[k], bias[k], padding=layer.padding,
                                  groups=nt).permute(0, 2, 3, 1) for k in range(K)]
                 out = outs[0].unsqueeze(1) if K == 1 else torch.stack(outs, dim=1)
                 return out.reshape(n, K, h * wd, nt, rows)
-            # CUDA: one grouped convolution over all chips and column tiles
+            # GPU: one grouped convolution over all chips and column tiles
             xg = x.expand(n, K, *x.shape[2:]).permute(0, 1, 4, 2, 3).reshape(n, K * nt * self.per, h, wd)
             out = F.conv2d(xg, w.reshape(K * nt * rows, self.per, layer.kernel, layer.kernel), bias.reshape(-1),
                            padding=layer.padding, groups=K * nt)
@@ -149,6 +149,8 @@ class FastChipBatch:
             self.offset[layer.index] = torch.stack([p.offset_lsb for p in per]).unsqueeze(1)  # [K, 1, tiles, rows]
             self.gain[layer.index] = torch.stack([p.buffer_gain for p in per]).unsqueeze(1)
         self.errors: ErrorStats | None = None
+        # GPU: all chips through each layer at once (grouped convolutions); CPU: chip by chip
+        self.grouped = self.device.type == "cuda"
 
     @property
     def K(self) -> int:
@@ -162,8 +164,8 @@ class FastChipBatch:
         slots = [x] if rx is None else [x, rx]
         raw, std = [], []
         for s in slots:
-            raw.append(lw.mvm(s, chips))
-            std.append(lw.mvm(s, chips, squared=True).sqrt_().mul_(self.config.device.read_sigma)
+            raw.append(lw.mvm(s, chips, grouped=self.grouped))
+            std.append(lw.mvm(s, chips, squared=True, grouped=self.grouped).sqrt_().mul_(self.config.device.read_sigma)
                        if self.config.device.read_sigma > 0 else None)
         ctx = ReadContext(self.chip_seeds[chips], layer.index, index, T)
         counts = sense(raw, std, self._cells[layer.index], self.off_ratio, self.offset[layer.index][chips],
@@ -196,7 +198,7 @@ class FastChipBatch:
                 r.add(p.first.index, first_bits)
         fb = first_bits.flatten(0, 1).permute(0, 2, 3, 1).contiguous().unsqueeze(1)  # [N, 1, H, W, C], shared
         h0 = _pool_nhwc(fb, 2) if p.first.pool_after else fb
-        groups = [slice(0, K)] if self.device.type == "cuda" else [slice(k, k + 1) for k in range(K)]
+        groups = [slice(0, K)] if self.grouped else [slice(k, k + 1) for k in range(K)]
         outs = []
         for chips in groups:
             recs = None if recordings is None else recordings[chips]
