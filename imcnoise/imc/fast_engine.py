@@ -260,17 +260,24 @@ def _to_nchw(x: torch.Tensor) -> torch.Tensor:
 
 
 def auto_k(program: ChipProgram, batch_size: int, device: torch.device, budget_fraction: float = 0.25, cap: int = 64) -> int:
-    """How many chips fit in one pass: activation memory per chip vs. a fraction of free memory."""
+    """How many chip instances to evaluate per pass.
+
+    On the GPU all K chips are in memory together (grouped convolutions): K is what fits in a
+    fraction of the free device memory, from the largest layer's activations per chip (inputs,
+    per-tile currents of both slots, noise, the fp64 membrane). On the CPU chips run one after the
+    other and share only the input and first layer, so memory does not limit K: the cap applies.
+    """
+    if device.type != "cuda":
+        return cap
     T = program.timesteps
     per_chip = 0
     for l in program.xnor_layers:
         L = l.positions
-        per_chip = max(per_chip, (l.in_features * (l.in_size ** 2 if l.kind == "conv" else 1) + 3 * l.rows * L) * 4)
-    per_chip *= T * batch_size * 4  # slots, tiles, noise and float64 drive
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-    else:
-        free = _mem_available()
+        tiles = -(-l.cols // 256)
+        act = l.in_features * (l.in_size ** 2 if l.kind == "conv" else 1)
+        per_chip = max(per_chip, 4 * (act + 3 * tiles * l.rows * L) + 8 * 2 * l.rows * L)
+    per_chip *= T * batch_size
+    free, _ = torch.cuda.mem_get_info(device)
     return int(max(1, min(cap, budget_fraction * free // max(1, per_chip))))
 
 

@@ -122,8 +122,6 @@ def vgg11_plan(width: float = 1.0, in_channels: int = 3, image_size: int = 32, n
                 dst_c, dst_size = by_index[dst - 1]["out_features"], d["in_size"]
             else:
                 dst_c, dst_size = d["in_features"], 1
-            if src_size == 1 and by_index[src]["kind"] == "fc":
-                src_size = 1
         if src_size % dst_size or dst_c % src_c:
             raise ValueError(f"residual {src}->{dst}: cannot map {src_c}x{src_size}x{src_size} onto {dst_c}x{dst_size}x{dst_size} "
                              "by OR-pooling and channel repetition")
