@@ -281,17 +281,6 @@ def auto_k(program: ChipProgram, batch_size: int, device: torch.device, budget_f
     return int(max(1, min(cap, budget_fraction * free // max(1, per_chip))))
 
 
-def _mem_available() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30
-
-
 @torch.no_grad()
 def evaluate_chips(batch: FastChipBatch, data, *, batch_size: int = 64, input_seed: int = 0, error_stats: bool = False,
                    progress: bool = False, keep_predictions: bool = False) -> list[AnalogEvalResult]:
