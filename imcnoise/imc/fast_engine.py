@@ -14,7 +14,6 @@ any summation order, and the periphery is the same :func:`~imcnoise.imc.peripher
 
 from __future__ import annotations
 
-import os
 import time
 
 import torch
