@@ -15,8 +15,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=".venv/bin/pip --disable-pip-version-check -q"
 $PIP install "torch==2.13.0"
-$PIP install --no-deps "aihwkit==1.1.0"
 $PIP install -e ".[test]"
+# last, so that pip's resolver does not warn about aihwkit's (unneeded) declared dependencies
+$PIP install --no-deps "aihwkit==1.1.0"
 if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
