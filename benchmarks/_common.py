@@ -9,7 +9,10 @@ from pathlib import Path
 
 import torch
 
+from imcnoise.runtime import tune_allocator
+
 REPO = Path(__file__).resolve().parents[1]
+tune_allocator()
 SHIPPED = REPO / "imcnoise" / "checkpoints"
 
 

@@ -260,6 +260,9 @@ def data_info(name: str, data_dir: Optional[Path] = typer.Option(None)):
 
 
 def main():
+    from ..runtime import tune_allocator
+
+    tune_allocator()
     app()
 
 
