@@ -173,5 +173,5 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
                            "scheduler": sched.state_dict(), "epoch": epoch, "history": history, "wall_time_s": wall,
                            "versions": package_versions()}, state_path)
         (out / "history.json").write_text(json.dumps(history, indent=1))
-        write_model_card(out, cfg, meta, mcfg)
+        write_model_card(out, cfg, {**meta, "versions": package_versions()}, mcfg)
     return {"history": history, "out": str(out)}

@@ -5,6 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def card_for_checkpoint(path: str | Path) -> Path:
+    """(Re)write MODEL_CARD.md beside a checkpoint from the metadata stored in it."""
+    from ..models.checkpoint import read_checkpoint
+    from ..models.vgg import ModelConfig
+
+    obj = read_checkpoint(path)
+    meta = {k: obj[k] for k in ("training", "metrics", "data", "versions")}
+    return write_model_card(Path(path).parent, None, meta, ModelConfig.from_dict(dict(obj["model_config"])))
+
+
 def write_model_card(out: Path, cfg, meta: dict, mcfg) -> Path:
     tr, m, d = meta["training"], meta["metrics"], meta["data"]
     hist = tr["history"]
@@ -20,12 +30,16 @@ def write_model_card(out: Path, cfg, meta: dict, mcfg) -> Path:
 | command | `{tr['command']}` |
 | seed | {tr['seed']} |
 | epochs | {tr['epochs_done']} of {tr['epochs']} |
-| optimiser | {tr['optimizer']}, lr {tr['lr']}, {tr['schedule']} schedule, batch {tr['batch_size']}, precision {tr['precision']} |
-| wall time | {tr['wall_time_s'] / 60:.1f} min on {tr['device']} ({tr['threads']} threads) |
+| optimiser | {tr['optimizer']}, lr {tr['lr']}, {tr['schedule']} schedule (warm-up {tr.get('warmup_epochs')} epochs), batch {tr['batch_size']}, weight decay {tr.get('weight_decay')} on full-precision weights only, precision {tr['precision']} |
+| recipe | augmentation: random crop (padding {tr.get('crop_padding')}){' + horizontal flip' if tr.get('flip') else ''}; surrogate delta {mcfg.delta}; latent binary weights clipped to [-1, 1]; batch-norm bias of layers before OR-pooling initialised to {tr.get('pool_bn_bias_init')} |
+| wall time | {tr['wall_time_s'] / 60:.1f} min on {tr['device']} (torch threads at the end: {tr['threads']}) |
 | **test accuracy** | **{100 * m['test_accuracy']:.2f} %** ({m['test_images']} images, Poisson seed {m['eval_seed']}) |
 | firing rates | {rates} |
 
 Reproduce with the command above (same seed -> same run); `--resume` continues an interrupted run.
+Binary weights are stored as packed sign bits with their per-channel scale alpha; the
+full-precision first and last layers and batch-norm statistics as fp32. Package versions:
+{", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()) or "see the checkpoint"}.
 
 ## Training curve
 
