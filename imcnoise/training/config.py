@@ -77,8 +77,8 @@ PRESETS: dict[str, dict] = {
                         lr=2e-3, crop_padding=2, flip=True),
     "fmnist-bnn": dict(model="bnn", dataset="fashion-mnist", width=0.25, epochs=30, batch_size=64, lr=2e-3,
                        crop_padding=2, flip=True),
-    "cifar10jpeg-bsnn": dict(model="bsnn", dataset="cifar10-jpeg", width=0.25, timesteps=8, epochs=30, batch_size=64,
+    "cifar10jpeg-bsnn": dict(model="bsnn", dataset="cifar10-jpeg", width=0.25, timesteps=8, epochs=12, batch_size=64,
                              lr=2e-3, crop_padding=4, flip=True),
-    "cifar10jpeg-bnn": dict(model="bnn", dataset="cifar10-jpeg", width=0.25, epochs=40, batch_size=64, lr=2e-3,
+    "cifar10jpeg-bnn": dict(model="bnn", dataset="cifar10-jpeg", width=0.25, epochs=20, batch_size=64, lr=2e-3,
                             crop_padding=4, flip=True),
 }
