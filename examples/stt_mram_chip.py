@@ -11,15 +11,12 @@ level. For many chips and noise levels use `imcnoise sweep` (Monte Carlo, paired
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 from imcnoise.data import load_dataset
 from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip
 from imcnoise.imc.config import AnalogConfig, SenseAmpConfig, SttMramDevice
 from imcnoise.imc.fold import fold_checkpoint
 from imcnoise.imc.xnor_engine import evaluate_xnor
-
-CKPT = Path(__file__).resolve().parents[1] / "imcnoise" / "checkpoints"
+from imcnoise.sweep.scenario import SHIPPED_DIR
 
 
 def main():
@@ -34,7 +31,7 @@ def main():
     print("| model | ideal XNOR | " + " | ".join(f"sigma {s}" for s in sigmas) + " |")
     print("|---|---|" + "---|" * len(sigmas))
     for kind in ("bsnn", "bnn"):
-        prog = fold_checkpoint(CKPT / f"fmnist-{kind}" / "model.pt")
+        prog = fold_checkpoint(SHIPPED_DIR / f"fmnist-{kind}" / "model.pt")
         ideal = evaluate_xnor(prog, data).accuracy
         accs = []
         for s in sigmas:

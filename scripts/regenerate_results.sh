@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate the reference results under results/ (sweeps of the shipped scenarios, exactness
-# report, benchmark tables) and record commands and date in results/README.md.
+# Regenerate the reference sweeps under results/<scenario>/ and log command, date, wall time and
+# machine load in results/README.md. (The exactness report comes from scripts/verify_exactness.py,
+# the benchmark tables from benchmarks/*.py.)
 # Usage: scripts/regenerate_results.sh [scenario ...]   (default: stt_mram rram cifar10_jpeg)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -30,7 +30,7 @@ def _ckpt(name):
     return p
 
 
-def _data(name, meta, request, limit=None):
+def _data(meta, request, limit=None):
     ds = meta["data"]["dataset"]
     if ds == "cifar10-jpeg":
         request.getfixturevalue("cifar10_jpeg_dir")
@@ -62,7 +62,7 @@ def test_checkpoint_is_small_and_has_a_model_card(name):
 def test_xnor_engine_equals_trained_model_spike_for_spike(name, request):
     p = _ckpt(name)
     model, meta = load_checkpoint(p)
-    data = _data(name, meta, request, FULL[name])
+    data = _data(meta, request, FULL[name])
     res = compare_engines(model, fold_checkpoint(p), data, batch_size=100)
     assert res.prediction_mismatches == 0, res.summary()
     assert res.non_tie_mismatches == 0, res.summary()
@@ -75,7 +75,7 @@ def test_xnor_engine_equals_trained_model_spike_for_spike(name, request):
 def test_ideal_analog_path_equals_integer_engine(name, request):
     p = _ckpt(name)
     _, meta = load_checkpoint(p)
-    data = _data(name, meta, request, 300)
+    data = _data(meta, request, 300)
     prog = fold_checkpoint(p)
     res = compare_runs(XnorEngine(prog).run, AnalogChip(prog, AnalogConfig.ideal()).run, data, batch_size=50)
     assert res.exact, res.summary()
@@ -86,6 +86,6 @@ def test_stored_accuracy_matches_evaluation(request):
 
     p = _ckpt("fmnist-bnn")
     model, meta = load_checkpoint(p)
-    res = evaluate(model, _data("fmnist-bnn", meta, request))
+    res = evaluate(model, _data(meta, request))
     # training evaluated the latent-weight model in channels-last fp32; only fp32 near-ties can differ
     assert res.accuracy == pytest.approx(meta["metrics"]["test_accuracy"], abs=5e-4)

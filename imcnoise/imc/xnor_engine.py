@@ -24,11 +24,6 @@ from .program import ChipProgram, DigitalLayer, XnorLayer
 BACKENDS = ("gemm", "popcount")
 
 
-def or_pool_bits(x: torch.Tensor, k: int) -> torch.Tensor:
-    """OR over k x k windows of a [N, C, H, W] 0/1 tensor: the model's binary max-pool."""
-    return or_pool(x, k)
-
-
 def folded_neuron(dot: torch.Tensor, T: int, gain: torch.Tensor | None, bias: torch.Tensor, theta_hat: torch.Tensor,
                   neuron: str, record_membrane: bool = False):
     """The folded neuron of Alg. 2 on counts ``dot`` ``[T*B, ...]`` -> float32 spikes ``[T, B, ...]``.
@@ -55,11 +50,6 @@ def folded_neuron(dot: torch.Tensor, T: int, gain: torch.Tensor | None, bias: to
         out[t] = fired
         v.sub_(fired * theta_hat)  # soft reset
     return out, mem
-
-
-def residual_bits(src: torch.Tensor, layer: XnorLayer) -> torch.Tensor:
-    """The residual identity mapping of :mod:`imcnoise.models.topology` (OR-pool, channel repeat)."""
-    return identity_map(src, layer)
 
 
 def input_patches(bits: torch.Tensor, layer: XnorLayer) -> torch.Tensor:
@@ -199,19 +189,19 @@ class XnorEngine:
         if recording is not None:
             recording.add(first.index, bits, mem)
         kept = {first.index: bits.flatten(0, 1)}
-        h = or_pool_bits(bits.flatten(0, 1), 2) if first.pool_after else bits.flatten(0, 1)
+        h = or_pool(bits.flatten(0, 1), 2) if first.pool_after else bits.flatten(0, 1)
         sources = {l.residual_from for l in self.program.xnor_layers if l.residual_from is not None}
         for layer in self.program.xnor_layers:
             if layer.kind == "fc" and h.dim() > 2:
                 h = h.flatten(1)
-            res = residual_bits(kept.pop(layer.residual_from), layer) if layer.residual_from is not None else None
+            res = identity_map(kept.pop(layer.residual_from), layer) if layer.residual_from is not None else None
             out, mem = self.xnor_layer(layer, h, res, T, mem_on)
             if recording is not None:
                 recording.add(layer.index, out, mem)
             out = out.flatten(0, 1)
             if layer.index in sources:
                 kept[layer.index] = out
-            h = or_pool_bits(out, 2) if layer.pool_after else out
+            h = or_pool(out, 2) if layer.pool_after else out
         for k in [k for k in kept if k not in sources]:
             kept.pop(k)
         return self.output_layer(h.flatten(1) if h.dim() > 2 else h, T)
