@@ -13,10 +13,7 @@ import torch
 
 from _common import machine, shipped, timed
 from imcnoise.data import load_dataset
-from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip
-from imcnoise.imc.config import AnalogConfig, SenseAmpConfig, SttMramDevice
-from imcnoise.imc.fold import fold_checkpoint
-from imcnoise.imc.xnor_engine import evaluate_xnor
+from imcnoise.imc import AnalogChip, AnalogConfig, SenseAmpConfig, SttMramDevice, evaluate, evaluate_xnor, fold_checkpoint
 
 
 def main():
@@ -37,7 +34,7 @@ def main():
         data = load_dataset("fashion-mnist", "test").subset(args.images)
         chip = AnalogChip(prog, cfg, chip_seed=0)
         t_prog, _ = timed(lambda: chip.program_chip(1))
-        t_eval, r = timed(lambda: evaluate_chip(chip, data, batch_size=50))
+        t_eval, r = timed(lambda: evaluate(chip, data, batch_size=50)[0])
         t_int, ri = timed(lambda: evaluate_xnor(prog, data, batch_size=100))
         print(f"| {kind} | {t_prog:.2f} | {t_eval:.1f} | {t_prog + t_eval:.1f} | {t_int:.1f} | {(t_prog + t_eval) / t_int:.1f}x | "
               f"{100 * r.accuracy:.1f} % / {100 * ri.accuracy:.1f} % |")

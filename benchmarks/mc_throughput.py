@@ -19,10 +19,8 @@ import torch
 
 from _common import machine, shipped, timed
 from imcnoise.data import load_dataset
-from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip
-from imcnoise.imc.config import AnalogConfig, SenseAmpConfig, SttMramDevice
-from imcnoise.imc.fast_engine import FastChipBatch, auto_k, evaluate_chips
-from imcnoise.imc.fold import fold_checkpoint
+from imcnoise.imc import (AnalogChip, AnalogConfig, FastChipBatch, SenseAmpConfig, SttMramDevice, auto_k, evaluate,
+                          fold_checkpoint)
 
 
 def gemm_peak_macs(device, n=2048, repeat=5) -> float:
@@ -77,7 +75,7 @@ def main():
         def fast():
             out = []
             for i in range(0, len(seeds), k):
-                out += evaluate_chips(FastChipBatch(prog, cfg, seeds[i:i + k], dev), data, batch_size=args.batch_size,
+                out += evaluate(FastChipBatch(prog, cfg, seeds[i:i + k], dev), data, batch_size=args.batch_size,
                                       keep_predictions=True)
             return out
 
@@ -86,7 +84,7 @@ def main():
         ident = "n/a"
         t_ai = None
         if not args.skip_aihwkit:
-            t_ai, r_ai = timed(lambda: [evaluate_chip(AnalogChip(prog, cfg, s, dev), data, batch_size=50, keep_predictions=True)
+            t_ai, r_ai = timed(lambda: [evaluate(AnalogChip(prog, cfg, s, dev), data, batch_size=50, keep_predictions=True)[0]
                                         for s in seeds])
             ident = all(torch.equal(a.predictions, f.predictions) and a.spike_rates == f.spike_rates for a, f in zip(r_ai, r_fast))
             print(f"| {kind} | aihwkit | 1 | {t_ai:.1f} | {work / t_ai:.1f} | 1.0x | | | |")

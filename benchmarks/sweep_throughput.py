@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 
 from _common import machine
 from imcnoise.sweep import load_results, load_scenario, prepare, run_sweep

@@ -16,8 +16,7 @@ import torch
 
 from _common import machine, shipped, timed
 from imcnoise.data import load_dataset
-from imcnoise.imc.fold import fold_checkpoint
-from imcnoise.imc.xnor_engine import evaluate_xnor
+from imcnoise.imc import evaluate_xnor, fold_checkpoint
 from imcnoise.models.checkpoint import load_checkpoint
 from imcnoise.training.evaluate import evaluate
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 from imcnoise.data import load_dataset
-from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip
-from imcnoise.imc.config import AnalogConfig, SenseAmpConfig, SttMramDevice
-from imcnoise.imc.fold import fold_checkpoint
-from imcnoise.imc.xnor_engine import evaluate_xnor
+from imcnoise.imc import AnalogChip, AnalogConfig, SenseAmpConfig, SttMramDevice, evaluate, evaluate_xnor, fold_checkpoint
 from imcnoise.sweep.scenario import SHIPPED_DIR
 
 
@@ -37,7 +34,7 @@ def main():
         for s in sigmas:
             cfg = AnalogConfig(device=SttMramDevice(sigma_r_p=s, sigma_r_ap=s), sense_amp=SenseAmpConfig(offset_sigma_lsb=0.5))
             chip = AnalogChip(prog, cfg, chip_seed=args.seed)
-            accs.append(evaluate_chip(chip, data, batch_size=50).accuracy)
+            accs.append(evaluate(chip, data, batch_size=50)[0].accuracy)
         print(f"| {kind.upper()} | {100 * ideal:.1f} % | " + " | ".join(f"{100 * a:.1f} %" for a in accs) + " |")
 
 

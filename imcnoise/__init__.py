@@ -7,7 +7,8 @@ Pipeline stages, one sub-package each (imports point downward only):
 * :mod:`imcnoise.data`      real data sets as in-memory uint8 tensors
 * :mod:`imcnoise.models`    B-SNN / BNN (VGG11 with residual schedule), paper Sec. II
 * :mod:`imcnoise.training`  training and evaluation of the float models
-* :mod:`imcnoise.imc`       fold to an XNOR chip program (Alg. 2), integer and analog engines
+* :mod:`imcnoise.imc`       the chip: program (fold, Alg. 2), physics (devices, sense path),
+                            engines (integer, aihwkit, fast); see ARCHITECTURE.md
 * :mod:`imcnoise.sweep`     Monte Carlo scenarios, results store, tables and plots
 """
 

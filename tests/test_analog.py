@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 from scipy import stats
 
-from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip, target_conductances
-from imcnoise.imc.config import (AihwkitPcmDevice, AihwkitReRamDevice, AnalogConfig, ResidualBufferConfig, RramDevice,
-                                 SenseAmpConfig, SttMramDevice)
-from imcnoise.imc.devices import GRID, make_noise_model, nominal_off_ratio
-from imcnoise.imc.fold import fold_model
-from imcnoise.imc.periphery import PeripheryDraw, ReadContext, sense
-from imcnoise.imc.xnor_engine import evaluate_xnor
+from imcnoise.imc import (GRID, AihwkitPcmDevice, AihwkitReRamDevice, AnalogChip, AnalogConfig, PeripheryDraw, ReadNoise,
+                          ResidualBufferConfig, RramDevice, SenseAmpConfig, SttMramDevice, evaluate, evaluate_xnor, fold_model,
+                          make_noise_model, nominal_off_ratio, sense, target_conductances)
+from imcnoise.imc.engines import layouts
+from imcnoise.imc.physics.sense import SenseStatic, SlotRead, buffer_droop, ktc_sigma_v, volts_to_lsb
 
 from helpers import calibrated_model, fmnist
 
@@ -79,8 +76,8 @@ def test_ideal_analog_chip_equals_integer_engine():
         prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
         d = fmnist("test", 48)
         ref = evaluate_xnor(prog, d, keep_predictions=True)
-        chip = AnalogChip(prog, AnalogConfig.ideal(), chip_seed=3, image_chunk=48)
-        res = evaluate_chip(chip, d, batch_size=24, error_stats=True, keep_predictions=True)
+        chip = AnalogChip(prog, AnalogConfig.ideal(), chip_seed=3)
+        res = evaluate(chip, d, batch_size=24, error_stats=True, keep_predictions=True)[0]
         assert torch.equal(res.predictions, ref.predictions)
         assert res.spike_rates == ref.spike_rates
         assert all(v["frac_wrong"] == 0 and v["max_abs_err"] == 0 for v in res.errors.values())
@@ -90,21 +87,21 @@ def test_ideal_rram_chip_is_exact_too():
     prog = fold_model(calibrated_model("bsnn"))
     d = fmnist("test", 24)
     cfg = AnalogConfig(device=RramDevice(sigma_lrs=0, sigma_hrs=0, read_sigma=0), buffer=ResidualBufferConfig(kt_c_noise=False))
-    res = evaluate_chip(AnalogChip(prog, cfg), d, error_stats=True, keep_predictions=True)
+    res = evaluate(AnalogChip(prog, cfg), d, error_stats=True, keep_predictions=True)[0]
     assert torch.equal(res.predictions, evaluate_xnor(prog, d, keep_predictions=True).predictions)
     assert all(v["max_abs_err"] == 0 for v in res.errors.values())
 
 
 def _dot_counts(chip, prog, d, layer_index):
-    """Sensed dot of one layer for a batch (via a hook on mac)."""
+    """Sensed and ideal dot of one layer for a batch, ``[T*B, rows, H, W]`` (via a hook on mac)."""
     seen = {}
     orig = chip.mac
 
-    def hook(layer, bits, res):
-        out = orig(layer, bits, res)
+    def hook(layer, slots, p):
+        out = orig(layer, slots, p)
         if layer.index == layer_index:
-            seen["dot"] = out.clone()
-            seen["ideal"] = type(chip).__mro__[1].mac(chip, layer, bits, res)
+            seen["dot"] = layouts.dots_to_nchw(out[:, 0], layer).double()
+            seen["ideal"] = sum(chip.ideal_dot(layer, layouts.nchw(s[:, 0])) for s in slots)
         return out
 
     chip.mac = hook
@@ -163,26 +160,26 @@ def test_offsets_constant_within_chip_and_independent_across_chips():
 def test_ktc_noise_sigma_matches_sqrt_kT_over_C():
     buf = ResidualBufferConfig(capacitance_f=10e-15, temperature_k=300.0)
     sa = SenseAmpConfig(lsb_voltage_v=0.025)
-    assert math.isclose(buf.ktc_sigma_lsb(sa.lsb_voltage_v) * 0.025, math.sqrt(1.380649e-23 * 300 / 10e-15), rel_tol=1e-12)
+    assert math.isclose(volts_to_lsb(ktc_sigma_v(buf), sa.lsb_voltage_v) * 0.025, math.sqrt(1.380649e-23 * 300 / 10e-15),
+                        rel_tol=1e-12)
     assert math.isclose(math.sqrt(1.380649e-23 * 300 / 10e-15), 0.64e-3, rel_tol=0.01)  # device-parameters.md
     # empirically through the sense path: hold 100 LSB, add 0; noise drawn per read from the chip's streams
     cfg = AnalogConfig(sense_amp=SenseAmpConfig(lsb_voltage_v=1e-4, adc_bits=None, clip=False), buffer=buf)
     n_img, L = 1000, 400
     raw1 = torch.full((n_img, 1, 1, 1, L), 50.0)  # normalised current: 100 LSB at G_off/G_on = 0.5
     raw0 = torch.zeros(n_img, 1, 1, 1, L)
-    ctx = ReadContext([0], 3, torch.arange(n_img), 1)
-    counts = sense([raw1.clone(), raw0.clone()], [None, None], torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1),
-                   torch.ones(1, 1, 1, 1), cfg, ctx)
-    sigma = buf.ktc_sigma_lsb(1e-4)  # 6.4 LSB at 0.1 mV per match
+    ctx = ReadNoise([0], 3, torch.arange(n_img), 1)
+    static = SenseStatic(torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
+    counts = sense([SlotRead(raw1.clone()), SlotRead(raw0.clone())], static, cfg, ctx)
+    sigma = volts_to_lsb(ktc_sigma_v(buf), 1e-4)  # 6.4 LSB at 0.1 mV per match
     # counts = round(100 + noise - 2*50*1) = round(noise); var = sigma^2 + 1/12 (rounding)
     n = counts.numel()
     s = float(counts.double().std())
     assert abs(s - math.sqrt(sigma ** 2 + 1 / 12)) < 5 * sigma / math.sqrt(2 * n)
     assert abs(float(counts.double().mean())) < 5 * sigma / math.sqrt(n)
     # the same reads give the same noise whatever else is in the batch
-    ctx2 = ReadContext([0], 3, torch.arange(500, 520), 1)
-    c2 = sense([raw1[500:520].clone(), raw0[500:520].clone()], [None, None], torch.tensor(50.0).view(1, 1, 1), 0.5, torch.zeros(1, 1, 1, 1),
-               torch.ones(1, 1, 1, 1), cfg, ctx2)
+    ctx2 = ReadNoise([0], 3, torch.arange(500, 520), 1)
+    c2 = sense([SlotRead(raw1[500:520].clone()), SlotRead(raw0[500:520].clone())], static, cfg, ctx2)
     assert torch.equal(c2, counts[500:520])
 
 
@@ -190,16 +187,17 @@ def test_buffer_droop_and_gain_are_applied_to_the_held_slot():
     cfg = AnalogConfig(buffer=ResidualBufferConfig(kt_c_noise=False, hold_time_s=1e-6, leak_resistance_ohm=1e8,
                                                    capacitance_f=1e-14), sense_amp=SenseAmpConfig(clip=False, adc_bits=16))
     droop = math.exp(-1e-6 / (1e8 * 1e-14))
-    assert math.isclose(cfg.buffer.droop, droop)
+    assert math.isclose(buffer_droop(cfg.buffer), droop)
     off, gain = torch.zeros(2, 1), torch.tensor([[1.0], [0.9]])
     raw1 = torch.full((1, 2, 1), 150.0)  # normalised currents: 300 and 260 LSB at G_off/G_on = 0.5
     raw2 = torch.full((1, 2, 1), 130.0)
     cells = torch.tensor(256.0)
-    out = sense([raw1.clone(), raw2.clone()], [None, None], cells, 0.5, off, gain, cfg, None)
+    static = SenseStatic(cells, 0.5, off, gain)
+    out = sense([SlotRead(raw1.clone()), SlotRead(raw2.clone())], static, cfg, None)
     expected = torch.tensor([300 * droop + 260 - 512, 300 * 0.9 * droop + 260 - 512])
     assert torch.equal(out.view(-1), expected.float().round())  # >= 10 bits resolve every count: integers
     cfg.sense_amp.adc_bits = 4  # 16 levels over 0..512: steps of 512/15
-    out = sense([raw1 + 300, raw2.clone()], [None, None], cells, 0.5, off, gain, cfg, None)
+    out = sense([SlotRead(raw1 + 300), SlotRead(raw2.clone())], static, cfg, None)
     step = 512 / 15
     assert torch.allclose(out.view(-1), ((expected + torch.tensor([600 * droop, 540 * droop])) / step).round().float() * step)
 
@@ -214,8 +212,8 @@ def test_redraw_gives_new_chip_and_same_seed_reproduces():
     chip.program_chip(7)
     assert torch.equal(chip.conductances(3, 0), g7)
     d = fmnist("test", 16)
-    a = evaluate_chip(chip, d, batch_size=16, keep_predictions=True)
-    b = evaluate_chip(AnalogChip(prog, cfg, chip_seed=7), d, batch_size=5, keep_predictions=True)  # other batching
+    a = evaluate(chip, d, batch_size=16, keep_predictions=True)[0]
+    b = evaluate(AnalogChip(prog, cfg, chip_seed=7), d, batch_size=5, keep_predictions=True)[0]  # other batching
     assert torch.equal(a.predictions, b.predictions) and a.spike_rates == b.spike_rates
     # targets are the complementary pair: bit 1 -> (G_on, G_off), bit 0 -> (G_off, G_on)
     t = target_conductances(torch.tensor([[1, 0]]), 0.5)
@@ -230,7 +228,7 @@ def test_aihwkit_and_rram_models_plug_in(device):
     g = chip.conductances(2, 0)
     assert torch.isfinite(g).all() and (g >= 0).all()
     assert not torch.equal(g, target_conductances(torch.from_numpy(prog.xnor_layers[0].bits), chip.off_ratio))
-    res = evaluate_chip(chip, fmnist("test", 16), error_stats=True)
+    res = evaluate(chip, fmnist("test", 16), error_stats=True)[0]
     assert 0.0 <= res.accuracy <= 1.0 and res.errors[2]["reads"] > 0
 
 

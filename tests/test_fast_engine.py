@@ -8,11 +8,8 @@ import torch
 from typer.testing import CliRunner
 
 from imcnoise.cli.main import app
-from imcnoise.imc.analog_chip import AnalogChip, evaluate_chip
-from imcnoise.imc.config import (AihwkitPcmDevice, AnalogConfig, ResidualBufferConfig, RramDevice, SenseAmpConfig,
-                                 SttMramDevice)
-from imcnoise.imc.fast_engine import FastChipBatch, auto_k, evaluate_chips
-from imcnoise.imc.fold import fold_model
+from imcnoise.imc import (AihwkitPcmDevice, AnalogChip, AnalogConfig, FastChipBatch, ResidualBufferConfig, RramDevice,
+                          SenseAmpConfig, SttMramDevice, auto_k, evaluate, fold_model)
 from imcnoise.sweep.scenario import SHIPPED_DIR
 
 from helpers import REPO_ROOT, calibrated_model, fmnist
@@ -37,10 +34,10 @@ def test_fast_engine_is_bit_identical_to_aihwkit_path(kind, name):
     prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
     d = fmnist("test", 24)
     seeds = [5, 6, 7]
-    fast = evaluate_chips(FastChipBatch(prog, cfg, seeds), d, batch_size=12, keep_predictions=True, error_stats=True)
+    fast = evaluate(FastChipBatch(prog, cfg, seeds), d, batch_size=12, keep_predictions=True, error_stats=True)
     for s, f in zip(seeds, fast):
         chip = AnalogChip(prog, cfg, s)
-        a = evaluate_chip(chip, d, batch_size=8, keep_predictions=True)
+        a = evaluate(chip, d, batch_size=8, keep_predictions=True)[0]
         assert torch.equal(a.predictions, f.predictions)
         assert a.spike_rates == f.spike_rates
     # the same conductances: fast engine's G_A - G_B equals the aihwkit tiles' programmed pairs
@@ -49,7 +46,7 @@ def test_fast_engine_is_bit_identical_to_aihwkit_path(kind, name):
     m = fb.maps[layer.index]
     g = AnalogChip(prog, cfg, seeds[0]).conductances(layer.index, 0)
     cells = g.shape[1] // 2
-    w = fb.weights[layer.index].w[0].view(m.n_col_tiles, layer.rows, -1)[0, :, :cells]
+    w = fb.arrays[layer.index].currents.w[0].view(m.n_col_tiles, layer.rows, -1)[0, :, :cells]
     assert torch.equal(w, (g[:, :cells] - g[:, cells:]))
 
 
@@ -57,9 +54,9 @@ def test_results_do_not_depend_on_chips_per_pass_or_batch_size():
     prog = fold_model(calibrated_model("bsnn"))
     cfg = CONFIGS["stt-all-effects"]
     d = fmnist("test", 20)
-    together = evaluate_chips(FastChipBatch(prog, cfg, [1, 2, 3]), d, batch_size=20, keep_predictions=True)
+    together = evaluate(FastChipBatch(prog, cfg, [1, 2, 3]), d, batch_size=20, keep_predictions=True)
     for i, s in enumerate([1, 2, 3]):
-        alone = evaluate_chips(FastChipBatch(prog, cfg, [s]), d, batch_size=7, keep_predictions=True)[0]
+        alone = evaluate(FastChipBatch(prog, cfg, [s]), d, batch_size=7, keep_predictions=True)[0]
         assert torch.equal(alone.predictions, together[i].predictions)
         assert alone.spike_rates == together[i].spike_rates
 
@@ -70,10 +67,9 @@ def test_grouped_gpu_code_path_gives_the_same_results(kind):
     prog = fold_model(calibrated_model(kind))
     cfg = CONFIGS["stt-all-effects"]
     d = fmnist("test", 12)
-    per_chip = evaluate_chips(FastChipBatch(prog, cfg, [1, 2, 3]), d, batch_size=12, keep_predictions=True)
-    fb = FastChipBatch(prog, cfg, [1, 2, 3])
-    fb.grouped = True
-    grouped = evaluate_chips(fb, d, batch_size=12, keep_predictions=True)
+    per_chip = evaluate(FastChipBatch(prog, cfg, [1, 2, 3]), d, batch_size=12, keep_predictions=True)
+    fb = FastChipBatch(prog, cfg, [1, 2, 3], grouped=True)
+    grouped = evaluate(fb, d, batch_size=12, keep_predictions=True)
     for a, b in zip(per_chip, grouped):
         assert torch.equal(a.predictions, b.predictions) and a.spike_rates == b.spike_rates
 

@@ -11,10 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from imcnoise.cli.main import app
-from imcnoise.imc.fold import fold_model
-from imcnoise.imc.program import ChipProgram
-from imcnoise.imc.verify import compare_engines
-from imcnoise.imc.xnor_engine import XnorEngine
+from imcnoise.imc import ChipProgram, XnorEngine, compare_engines, fold_model
 from imcnoise.models.checkpoint import save_checkpoint
 
 from helpers import REPO_ROOT, calibrated_model, fmnist

@@ -8,14 +8,9 @@ and fixed subsets of the rest to stay within its time budget.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from imcnoise.data import load_dataset
-from imcnoise.imc.analog_chip import AnalogChip
-from imcnoise.imc.config import AnalogConfig
-from imcnoise.imc.fold import fold_checkpoint
-from imcnoise.imc.verify import compare_engines, compare_runs
-from imcnoise.imc.xnor_engine import XnorEngine
+from imcnoise.imc import AnalogChip, AnalogConfig, XnorEngine, compare_engines, compare_runs, fold_checkpoint
 from imcnoise.models.checkpoint import load_checkpoint
 from imcnoise.sweep.scenario import SHIPPED_DIR
 

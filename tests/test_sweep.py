@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -20,7 +19,7 @@ from typer.testing import CliRunner
 
 from imcnoise.cli.main import app
 from imcnoise.models.checkpoint import save_checkpoint
-from imcnoise.sweep import ScenarioError, load_results, load_scenario
+from imcnoise.sweep import load_results
 from imcnoise.sweep.runner import ci_halfwidth
 
 from helpers import calibrated_model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -131,8 +130,7 @@ def eval_cmd(
             model, _ = load_checkpoint(checkpoint, expect={"num_classes": data.num_classes, "in_channels": data.shape[0]})
             res = evaluate(model, data, batch_size=batch_size, input_seed=input_seed, precision=precision, progress=True)
         else:
-            from ..imc.xnor_engine import evaluate_xnor
-            from ..imc.fold import fold_checkpoint
+            from ..imc import evaluate_xnor, fold_checkpoint
 
             program = fold_checkpoint(checkpoint)
             if program.num_classes != data.num_classes or program.in_channels != data.shape[0]:
@@ -158,20 +156,22 @@ def export(
     data_dir: Optional[Path] = typer.Option(None),
 ):
     """Fold a checkpoint into an XNOR chip program: program.npz/.json, summary.md, samples.npz."""
-    from ..imc.export import export_checkpoint
+    from pydantic import ValidationError
+
+    from ..imc import ArrayConfig, export_checkpoint
     from ..models.checkpoint import CheckpointError
 
-    for name, v in (("array-rows", array_rows), ("array-cols", array_cols)):
-        if not 1 <= v <= 65536:
-            fail(f"--{name}={v}: must be in 1..65536")
+    try:
+        array = ArrayConfig(rows=array_rows, cols=array_cols)
+    except ValidationError as exc:
+        fail("; ".join(f"--array-{e['loc'][0]}={e['input']}: {e['msg']}" for e in exc.errors()))
     if samples < 0:
         fail(f"--samples={samples}: must be >= 0")
     try:
-        res = export_checkpoint(checkpoint, out, array_rows=array_rows, array_cols=array_cols, samples=samples,
-                                data_dir=data_dir, input_seed=input_seed)
+        res = export_checkpoint(checkpoint, out, array=array, samples=samples, data_dir=data_dir, input_seed=input_seed)
     except (ValueError, CheckpointError) as exc:
         fail(str(exc))
-    typer.echo(res["program"].summary_markdown(array_rows, array_cols))
+    typer.echo(res["program"].summary_markdown(array))
     typer.echo("wrote " + ", ".join(str(f) for f in res["files"]))
     if res["note"]:
         typer.echo(res["note"])

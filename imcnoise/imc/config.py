@@ -1,14 +1,22 @@
 """Validated configuration of an analog XNOR chip (device, sense path, residual buffer, array).
 
-Physical units throughout (Ohm, V, F, K, s, fractions, probabilities); every default comes from
-:mod:`imcnoise.defaults`, where its source is named. Bad values raise a ``pydantic``
-``ValidationError`` naming the field and the allowed range.
+The schema only: what a chip *is*, not how it behaves (that is :mod:`imcnoise.imc.physics`).
+Physical units throughout (Ohm, V, F, K, seconds, fractions, probabilities); names end in the
+unit (``_ohm``, ``_v``, ``_f``, ``_k``, ``_seconds``/``_s`` for times, ``_siemens`` for
+conductances). Every default comes from :mod:`imcnoise.defaults`, where its source is named. Bad
+values raise a ``pydantic`` ``ValidationError`` naming the field and the allowed range.
+
+Two kinds of noise parameters, not to be confused:
+
+* ``read_sigma`` (our device models): per-read (cycle-to-cycle) noise, drawn afresh at every
+  array read, std as a fraction of the device's conductance;
+* ``read_noise_scale`` (aihwkit's PCM model): a scale factor of aihwkit's own fitted read-noise
+  model, applied once when the chip is drawn (aihwkit's ``drift_weights``), i.e. per chip.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -42,11 +50,11 @@ class SttMramDevice(_Strict):
         return self
 
     @property
-    def g_on_s(self) -> float:
+    def g_on_siemens(self) -> float:
         return 1.0 / self.r_p_ohm
 
     @property
-    def g_off_s(self) -> float:
+    def g_off_siemens(self) -> float:
         return 1.0 / (self.r_p_ohm * (1.0 + self.tmr))
 
 
@@ -74,11 +82,11 @@ class RramDevice(_Strict):
         return self
 
     @property
-    def g_on_s(self) -> float:
+    def g_on_siemens(self) -> float:
         return 1.0 / self.r_lrs_ohm
 
     @property
-    def g_off_s(self) -> float:
+    def g_off_siemens(self) -> float:
         return 1.0 / self.r_hrs_ohm
 
 
@@ -94,12 +102,12 @@ class AihwkitPcmDevice(_Strict):
     read_sigma: Sigma = 0.0
 
     @property
-    def g_on_s(self) -> float:
+    def g_on_siemens(self) -> float:
         return self.g_on_us * 1e-6
 
     @property
-    def g_off_s(self) -> float:
-        return self.g_on_s / self.on_off_ratio
+    def g_off_siemens(self) -> float:
+        return self.g_on_siemens / self.on_off_ratio
 
 
 class AihwkitReRamDevice(_Strict):
@@ -112,16 +120,20 @@ class AihwkitReRamDevice(_Strict):
     read_sigma: Sigma = Field(D.RRAM_READ_SIGMA)
 
     @property
-    def g_on_s(self) -> float:
+    def g_on_siemens(self) -> float:
         return self.g_on_us * 1e-6
 
     @property
-    def g_off_s(self) -> float:
-        return self.g_on_s / self.on_off_ratio
+    def g_off_siemens(self) -> float:
+        return self.g_on_siemens / self.on_off_ratio
 
 
 Device = Annotated[Union[SttMramDevice, RramDevice, AihwkitPcmDevice, AihwkitReRamDevice], Field(discriminator="model")]
-DEVICE_MODELS = ("stt_mram", "rram", "aihwkit_pcm", "aihwkit_reram_wan2022")
+
+
+def device_tags() -> tuple[str, ...]:
+    """The ``model`` tags of the device union (``chip.device.model``)."""
+    return tuple(get_args(m)[0] for m in (t.model_fields["model"].annotation for t in get_args(get_args(Device)[0])))
 
 
 class SenseAmpConfig(_Strict):
@@ -142,10 +154,6 @@ class SenseAmpConfig(_Strict):
             raise ValueError("give the offset either as offset_sigma_lsb or as offset_sigma_v, not both")
         return self
 
-    @property
-    def offset_lsb(self) -> float:
-        return self.offset_sigma_v / self.lsb_voltage_v if self.offset_sigma_v is not None else self.offset_sigma_lsb
-
 
 class ResidualBufferConfig(_Strict):
     """Capacitive buffer holding the tau1 MAC of a residual layer until the tau2 MAC is added."""
@@ -156,17 +164,6 @@ class ResidualBufferConfig(_Strict):
     hold_time_s: float = Field(D.BUFFER_HOLD_TIME_S, ge=0, le=1.0)
     leak_resistance_ohm: float = Field(D.BUFFER_LEAK_RESISTANCE_OHM, gt=0, description="droop V(t) = V0 exp(-t / (R C)); inf = none")
     gain_sigma: float = Field(D.BUFFER_GAIN_SIGMA, ge=0, le=1, description="static gain mismatch per column (std, fraction)")
-
-    @property
-    def droop(self) -> float:
-        if math.isinf(self.leak_resistance_ohm) or self.hold_time_s == 0:
-            return 1.0
-        return math.exp(-self.hold_time_s / (self.leak_resistance_ohm * self.capacitance_f))
-
-    def ktc_sigma_lsb(self, lsb_voltage_v: float) -> float:
-        if not self.kt_c_noise:
-            return 0.0
-        return math.sqrt(D.BOLTZMANN_J_PER_K * self.temperature_k / self.capacitance_f) / lsb_voltage_v
 
 
 class ArrayConfig(_Strict):

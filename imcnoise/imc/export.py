@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .fold import fold_checkpoint
-from .program import DEFAULT_ARRAY_COLS, DEFAULT_ARRAY_ROWS, ChipProgram
-from .xnor_engine import XnorEngine
+from .config import ArrayConfig
+from .engines.integer import XnorEngine
+from .program import ChipProgram, fold_checkpoint
 
 
 def write_samples(program: ChipProgram, out_dir: str | Path, images_u8: torch.Tensor, labels: torch.Tensor,
@@ -24,12 +24,12 @@ def write_samples(program: ChipProgram, out_dir: str | Path, images_u8: torch.Te
     return path
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, array_rows: int = DEFAULT_ARRAY_ROWS,
-                      array_cols: int = DEFAULT_ARRAY_COLS, samples: int = 16, data_dir=None, input_seed: int = 0) -> dict:
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, array: ArrayConfig | None = None, samples: int = 16,
+                      data_dir=None, input_seed: int = 0) -> dict:
     from ..data import DataError, load_dataset
 
     program = fold_checkpoint(checkpoint)
-    out = program.save(out_dir, array_rows, array_cols)
+    out = program.save(out_dir, array)
     written = [out / "program.npz", out / "program.json", out / "summary.md"]
     note = None
     if samples > 0:

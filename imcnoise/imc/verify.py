@@ -9,15 +9,16 @@ Differences downstream of a tie are counted separately as propagated, not as tie
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
 
 from ..models.inputs import model_input
-from ..models.vgg import BinaryVGG11, Recording
 from ..models.metrics import iter_batches
+from ..models.vgg import BinaryVGG11, Recording
+from .engines.integer import XnorEngine
 from .program import ChipProgram
-from .xnor_engine import XnorEngine
 
 
 @dataclass
@@ -53,7 +54,7 @@ def compare_engines(model: BinaryVGG11, program: ChipProgram, data, *, batch_siz
                     progress: bool = False) -> SpikeComparison:
     from tqdm.auto import tqdm
 
-    model = model.double().eval()
+    model = copy.deepcopy(model).double().eval()  # the caller's model stays as it was
     eng = XnorEngine(program, backend)
     threshold = model.config.threshold if model.config.kind == "bsnn" else 0.0
     res = SpikeComparison()

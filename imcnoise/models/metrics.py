@@ -1,4 +1,5 @@
-"""Evaluation result shared by the float model and every IMC engine."""
+"""Evaluation result shared by the float model (``imcnoise.training.evaluate``) and every IMC
+engine (``imcnoise.imc.engines.base.evaluate``), and the batching both use."""
 
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ class EvalResult:
     n: int
     spike_rates: dict[int, float] = field(default_factory=dict)
     predictions: torch.Tensor | None = None
+    errors: dict[int, dict[str, float]] | None = None  # engines with error statistics: per layer
+    seconds: float | None = None
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "correct": self.correct, "n": self.n,
-                "spike_rates": {str(k): v for k, v in self.spike_rates.items()}}
+        d = {"accuracy": self.accuracy, "correct": self.correct, "n": self.n,
+             "spike_rates": {str(k): v for k, v in self.spike_rates.items()}}
+        if self.seconds is not None:
+            d["seconds"] = self.seconds
+        if self.errors is not None:
+            d["errors"] = {str(k): v for k, v in self.errors.items()}
+        return d
 
 
 def iter_batches(n: int, batch_size: int):

@@ -2,8 +2,10 @@
 
 The neuron is split into three phases, as in SpikingJelly's ``BaseNode``
 (``neuronal_charge`` / ``neuronal_fire`` / ``neuronal_reset``), which are also the three phases of
-the paper's Algorithm 2. The float model and the integer XNOR engine run the *same* phase
-functions, on ``u`` and on the folded potential ``u_hat`` respectively.
+the paper's Algorithm 2. The float model (:func:`if_multistep`, the training surrogate) and every
+IMC engine (``imcnoise.imc.engines.base.folded_neuron``, on the folded potential u_hat) run these
+same phase functions. They update the membrane in place: the recurrences run over [T, ...]
+tensors and allocate nothing per step.
 
 Multi-step evaluation: the layer's input for all T time steps is computed in one call
 (batch T x B) and the recurrence below runs over T only.
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import torch
 
-from .surrogate import DEFAULT_DELTA, triangle_surrogate
+from .surrogate import DEFAULT_DELTA
 
 
-def neuronal_charge(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Integration: u^t = u^{t-1} + x^t (eq. 1, 6)."""
-    return v + x
+def neuronal_charge(v: torch.Tensor, x: torch.Tensor, bias=None) -> torch.Tensor:
+    """Integration, in place: u^t = u^{t-1} + x^t (eq. 1, 6); the folded neuron also subtracts its
+    bias M1 + mu/alpha (eq. 7, Alg. 2 line 10) as a second, separately rounded step."""
+    v.add_(x)
+    return v if bias is None else v.sub_(bias)
 
 
 def neuronal_fire(v: torch.Tensor, threshold) -> torch.Tensor:
@@ -27,27 +31,27 @@ def neuronal_fire(v: torch.Tensor, threshold) -> torch.Tensor:
 
 
 def neuronal_reset(v: torch.Tensor, spike: torch.Tensor, threshold) -> torch.Tensor:
-    """Soft reset: subtract theta where a spike was emitted, keeping the residual charge."""
-    return v - spike.to(v.dtype) * threshold
+    """Soft reset, in place: subtract theta where a spike was emitted, keeping the residual charge."""
+    return v.sub_(spike.to(v.dtype) * threshold)
 
 
 def if_multistep(x: torch.Tensor, threshold, record_membrane: bool = False):
     """Run the IF recurrence over the leading time axis of ``x`` ([T, ...]); no gradient.
 
-    ``threshold`` is a scalar or a tensor broadcastable to ``x[0]`` (the folded engine has one
-    threshold per row). Returns spikes ``[T, ...]`` (dtype of ``x``) and, when
-    ``record_membrane``, the membrane just before each firing decision (for tie analysis).
+    ``threshold`` is a scalar or a tensor broadcastable to ``x[0]``. Returns spikes ``[T, ...]``
+    (dtype of ``x``) and, when ``record_membrane``, the membrane just before each firing decision
+    (for tie analysis).
     """
     v = torch.zeros_like(x[0])
     spikes = torch.empty_like(x)
     mem = torch.empty_like(x) if record_membrane else None
     for t in range(x.shape[0]):
-        v = neuronal_charge(v, x[t])
+        neuronal_charge(v, x[t])
         if mem is not None:
             mem[t] = v
         s = neuronal_fire(v, threshold)
         spikes[t] = s
-        v = neuronal_reset(v, s, threshold)
+        neuronal_reset(v, s, threshold)
     return spikes, mem
 
 
@@ -66,18 +70,17 @@ class _IFSurrogate(torch.autograd.Function):
         spikes = torch.empty_like(x)
         sg = torch.empty_like(x)
         v = x[0].to(torch.float32, copy=True)  # never alias (and modify) the input
-        fired = torch.empty_like(v, dtype=torch.bool)
         tmp = torch.empty_like(v)
         for t in range(x.shape[0]):
             if t:
-                v.add_(x[t])
-            torch.gt(v, threshold, out=fired)
+                neuronal_charge(v, x[t])
+            fired = neuronal_fire(v, threshold)
             spikes[t].copy_(fired)
             # sg = delta * max(0, 1 - |v - theta| / theta)  (eq. 4)
             torch.sub(v, threshold, out=tmp)
             tmp.abs_().mul_(-delta / threshold).add_(delta).clamp_(min=0.0)
             sg[t].copy_(tmp)
-            v.sub_(fired.to(v.dtype) * threshold)  # soft reset
+            neuronal_reset(v, fired, threshold)
         ctx.save_for_backward(sg)
         return spikes
 

@@ -113,7 +113,7 @@ class Recording:
         self.ones: dict[int, float] = {}
         self.count: dict[int, int] = {}
 
-    def add(self, index: int, a: torch.Tensor, membrane: torch.Tensor | None = None, bipolar: bool = False) -> None:
+    def add(self, index: int, a: torch.Tensor, membrane: torch.Tensor | None = None) -> None:
         ones = float((a > 0).sum())
         self.ones[index] = self.ones.get(index, 0.0) + ones
         self.count[index] = self.count.get(index, 0) + a.numel()
@@ -191,7 +191,3 @@ class BinaryVGG11(nn.Module):
                 kept[spec.index] = a
             h = or_pool(a, 2) if spec.pool_after else a
         raise AssertionError("plan has no output layer")
-
-
-def build_model(config: ModelConfig) -> BinaryVGG11:
-    return BinaryVGG11(config)

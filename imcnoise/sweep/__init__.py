@@ -1,4 +1,10 @@
-"""Monte Carlo sweeps over chip instances and noise levels (scenarios, results store, reports)."""
+"""Monte Carlo sweeps over chip instances and noise levels.
+
+Holds scenario files and their validation (:mod:`.scenario`, :mod:`.points`), the runner
+(:mod:`.runner`: paired trials, adaptive stopping, resume), the crash-safe results store
+(:mod:`.store`) and the tables and plots (:mod:`.report`). Imports the public API of
+:mod:`imcnoise.imc` (never its private names), :mod:`imcnoise.models` and :mod:`imcnoise.data`.
+"""
 
 from .report import load_results, write_report
 from .runner import prepare, run_sweep

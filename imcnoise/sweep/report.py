@@ -62,7 +62,6 @@ def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None 
     """(per point x model statistics, per point paired B-SNN - BNN statistics)."""
     from scipy import stats
 
-    cols = ["point"] + [f"param.{a}" for a in axes]
     per_model, paired = [], []
     for pt, g in trials.groupby("point", sort=True):
         base = {"point": pt, **{a: g[f"param.{a}"].iloc[0] for a in axes}}
@@ -121,7 +120,6 @@ def summary_markdown(res: dict) -> str:
              "|" + "---|" * (len(cols) + 6)]
     pm = per_model.set_index(["point", "model"])
     for r in paired.itertuples():
-        vals = [str(getattr(r, a) if a in paired.columns else "") for a in []]
         vals = [f"{paired.loc[r.Index, a]}" for a in axes]
         b, n = pm.loc[(r.point, "bsnn")], pm.loc[(r.point, "bnn")]
         cell = lambda s: f"{_fmt_pct(s['mean'])} [{_fmt_pct(s['ci95_low'])}, {_fmt_pct(s['ci95_high'])}]"

@@ -17,13 +17,10 @@ from pathlib import Path
 import torch
 
 from ..data import DataError, load_dataset
-from ..imc.analog_chip import AnalogChip, evaluate_chip
-from ..imc.fast_engine import FastChipBatch, auto_k, evaluate_chips
-from ..imc.fold import fold_checkpoint
-from ..imc.xnor_engine import evaluate_xnor
+from ..imc import AnalogChip, FastChipBatch, auto_k, evaluate, evaluate_xnor, fold_checkpoint
 from ..models.checkpoint import CheckpointError, file_sha256, package_versions
 from ..seeding import derive_seed
-from .points import Point, expand_points, flatten, point_scenario
+from .points import Point, expand_points, point_scenario
 from .scenario import Scenario, ScenarioError, resolve_checkpoint, scenario_hash
 from .store import ResultsStore
 
@@ -108,110 +105,116 @@ def _load_data(sc: Scenario, limit):
 def _evaluate(prep: Prepared, model: str, cfg, seeds: list[int], data, input_seed: int, batch_size: int):
     prog = prep.programs[model]
     if prep.scenario.run.engine == "fast":
-        batch = FastChipBatch(prog, cfg, seeds, prep.device)
-        return evaluate_chips(batch, data, batch_size=batch_size, input_seed=input_seed)
-    out = []
-    for s in seeds:
-        chip = AnalogChip(prog, cfg, s, prep.device)
-        out.append(evaluate_chip(chip, data, batch_size=min(batch_size, 32), input_seed=input_seed))
-    return out
+        return evaluate(FastChipBatch(prog, cfg, seeds, prep.device), data, batch_size=batch_size, input_seed=input_seed)
+    return [evaluate(AnalogChip(prog, cfg, s, prep.device), data, batch_size=min(batch_size, 32), input_seed=input_seed)[0]
+            for s in seeds]
+
+
+class StopRule:
+    """How many chip instances a point gets: ``trials``, or (adaptive) trials 0, 1, ... until the
+    paired CI half-width is below ``ci_target``. Sequential: the decision after n trials depends
+    only on trials 0..n-1, never on how trials were batched or resumed."""
+
+    def __init__(self, sc: Scenario):
+        self.adaptive = sc.adaptive if sc.adaptive.ci_target is not None else None
+        self.planned = self.adaptive.max_trials if self.adaptive else sc.trials
+
+    def stop_index(self, diffs: dict[int, float]) -> int | None:
+        """Number of trials the point keeps, once known (None: more trials needed)."""
+        if self.adaptive is None:
+            return self.planned if all(t in diffs for t in range(self.planned)) else None
+        a, vals = self.adaptive, []
+        for t in range(a.max_trials):
+            if t not in diffs:
+                return None
+            vals.append(diffs[t])
+            n = t + 1
+            if n >= a.min_trials and ci_halfwidth(vals) < a.ci_target:
+                return n
+        return a.max_trials
+
+    def reason(self, diffs: dict[int, float]) -> str:
+        if self.adaptive is None:
+            return f"fixed {self.planned} trials"
+        hw = ci_halfwidth([diffs[t] for t in sorted(diffs)])
+        return (f"ci half-width {hw:.4f} < target {self.adaptive.ci_target}" if len(diffs) < self.adaptive.max_trials
+                else f"max_trials {self.adaptive.max_trials} reached (half-width {hw:.4f})")
+
+
+def trial_rows(prep: Prepared, point: Point, psc: Scenario, trials: list[int], data, versions: str) -> list[dict]:
+    """The unit of work: chip instances ``trials`` of one point, both models on the same chips."""
+    seeds = [chip_seed(prep.scenario, point, t) for t in trials]
+    res = {m: _evaluate(prep, m, psc.chip, seeds, data, psc.input_seed, prep.scenario.run.batch_size) for m in MODELS}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows = []
+    for i, t in enumerate(trials):
+        for m in MODELS:
+            r = res[m][i]
+            rows.append(dict(point=point.index, model=m, trial=t, chip_seed=seeds[i], accuracy=r.accuracy, correct=r.correct,
+                             n_images=r.n, spike_rates=json.dumps(r.spike_rates),
+                             errors=None if r.errors is None else json.dumps(r.errors), wall_s=r.seconds,
+                             engine=prep.scenario.run.engine, checkpoint_sha256=prep.hashes[m], scenario_hash=prep.digest,
+                             versions=versions, finished_at=now))
+    return rows
+
+
+def _diffs(stored: dict[int, dict[str, float]]) -> dict[int, float]:
+    """Paired B-SNN - BNN differences of the trials whose two models are both stored."""
+    return {t: a["bsnn"] - a["bnn"] for t, a in stored.items() if all(m in a for m in MODELS)}
+
+
+def open_store(prep: Prepared, base_data) -> ResultsStore:
+    """The results store of the sweep, with its points and the noise-free reference accuracies."""
+    sc = prep.scenario
+    doc = {"scenario": sc.model_dump(mode="json"), "checkpoints": {m: str(p) for m, p in prep.checkpoints.items()},
+           "checkpoint_sha256": prep.hashes}
+    store = ResultsStore(prep.out, prep.digest, doc)
+    store.add_points([(p.index, p.key, p.params, point_scenario(sc, p).chip.model_dump(mode="json")) for p in prep.points])
+    ref = store.reference()
+    for m in MODELS:
+        if m not in ref:
+            store.set_reference(m, evaluate_xnor(prep.programs[m], base_data, input_seed=sc.input_seed), prep.hashes[m])
+    return store
 
 
 def run_sweep(prep: Prepared, *, progress: bool = True, log=print) -> ResultsStore:
     from tqdm.auto import tqdm
 
     sc = prep.scenario
-    doc = {"scenario": sc.model_dump(mode="json"), "checkpoints": {m: str(p) for m, p in prep.checkpoints.items()},
-           "checkpoint_sha256": prep.hashes}
     base_data = _load_data(sc, sc.dataset.limit)  # fail on data before writing anything
-    store = ResultsStore(prep.out, prep.digest, doc)
-    point_scs = {p.index: point_scenario(sc, p) for p in prep.points}
-    store.add_points([(p.index, p.key, p.params, point_scs[p.index].chip.model_dump(mode="json")) for p in prep.points])
-    ref = store.reference()
-    for m in MODELS:
-        if m not in ref:
-            r = evaluate_xnor(prep.programs[m], base_data, input_seed=sc.input_seed)
-            store.set_reference(m, r, prep.hashes[m])
+    store = open_store(prep, base_data)
     versions = json.dumps(package_versions(), sort_keys=True)
-    done = store.finished()
-    adaptive = sc.adaptive.ci_target is not None
-    per_point = sc.adaptive.max_trials if adaptive else sc.trials
-    K = sc.run.chips_per_pass or (auto_k(prep.programs["bsnn"], sc.run.batch_size, prep.device)
+    rule = StopRule(sc)
+    K = sc.run.chips_per_pass or (auto_k(prep.programs["bsnn"], sc.run.batch_size, prep.device, sc.chip.array)
                                   if sc.run.engine == "fast" else 1)
-    total = len(prep.points) * per_point
-    already = sum(1 for p in prep.points for k in range(per_point) if all((p.index, m, k) in done for m in MODELS))
-    bar = tqdm(total=total, initial=already, desc=f"{sc.name}: chip pairs", unit="pair", disable=not progress,
-               mininterval=1.0, dynamic_ncols=True)
+    stored = {p.index: _diffs(store.point_accuracies(p.index)) for p in prep.points}
+    already = sum(1 for p in prep.points for t in stored[p.index] if t < rule.planned)
+    bar = tqdm(total=len(prep.points) * rule.planned, initial=already, desc=f"{sc.name}: chip pairs", unit="pair",
+               disable=not progress, mininterval=1.0, dynamic_ncols=True)
     t_start = time.time()
     for p in prep.points:
-        psc = point_scs[p.index]
+        psc = point_scenario(sc, p)
         data = base_data if psc.dataset.limit == sc.dataset.limit else _load_data(psc, psc.dataset.limit)
-        diffs = {}
-        acc = {m: {} for m in MODELS}
-        for k in range(per_point):  # already stored trials of this point
-            if all((p.index, m, k) in done for m in MODELS):
-                rows = store.db.execute("SELECT model, accuracy FROM trials WHERE point=? AND trial=?", (p.index, k)).fetchall()
-                for m, a in rows:
-                    acc[m][k] = a
-                diffs[k] = acc["bsnn"][k] - acc["bnn"][k]
-        stop = _stop_index(diffs, sc) if adaptive else None
-        k = 0
+        diffs = {t: d for t, d in stored[p.index].items() if t < rule.planned}
+        stop = rule.stop_index(diffs) if rule.adaptive else None
         while stop is None:
-            todo = [t for t in range(k, per_point) if t not in diffs][:K]
+            todo = [t for t in range(rule.planned) if t not in diffs][:K]
             if not todo:
                 break
-            seeds = [chip_seed(sc, p, t) for t in todo]
-            res = {m: _evaluate(prep, m, psc.chip, seeds, data, psc.input_seed, sc.run.batch_size) for m in MODELS}
-            rows = []
-            for i, t in enumerate(todo):
-                diffs[t] = res["bsnn"][i].accuracy - res["bnn"][i].accuracy
-            keep = todo
-            if adaptive:
-                stop = _stop_index(diffs, sc)
-                if stop is not None:
-                    keep = [t for t in todo if t < stop]
-                    for t in todo:
-                        if t >= stop:
-                            diffs.pop(t)
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            for i, t in enumerate(todo):
-                if t not in keep:
-                    continue
-                for m in MODELS:
-                    r = res[m][i]
-                    rows.append(dict(point=p.index, model=m, trial=t, chip_seed=seeds[i], accuracy=r.accuracy, correct=r.correct,
-                                     n_images=r.n, spike_rates=json.dumps(r.spike_rates), errors=None if r.errors is None else json.dumps(r.errors),
-                                     wall_s=r.seconds, engine=sc.run.engine, checkpoint_sha256=prep.hashes[m],
-                                     scenario_hash=prep.digest, versions=versions, finished_at=now))
+            rows = trial_rows(prep, p, psc, todo, data, versions)
+            acc = {(r["trial"], r["model"]): r["accuracy"] for r in rows}
+            diffs.update({t: acc[t, "bsnn"] - acc[t, "bnn"] for t in todo})
+            if rule.adaptive:
+                stop = rule.stop_index(diffs)
+                if stop is not None:  # trials past the stop were run ahead; they are not kept
+                    rows = [r for r in rows if r["trial"] < stop]
+                    diffs = {t: d for t, d in diffs.items() if t < stop}
             store.add_trials(rows)
-            bar.update(len(keep))
-            k = max(todo) + 1
-        n = len(diffs)
-        if adaptive:
-            hw = ci_halfwidth([diffs[t] for t in sorted(diffs)])
-            reason = (f"ci half-width {hw:.4f} < target {sc.adaptive.ci_target}" if n < sc.adaptive.max_trials
-                      else f"max_trials {sc.adaptive.max_trials} reached (half-width {hw:.4f})")
-        else:
-            reason = f"fixed {sc.trials} trials"
-        store.set_stop(p.index, n, reason)
-        if adaptive:
-            bar.total -= per_point - n
+            bar.update(len(rows) // len(MODELS))
+        store.set_stop(p.index, len(diffs), rule.reason(diffs))
+        if rule.adaptive:
+            bar.total -= rule.planned - len(diffs)
             bar.refresh()
     bar.close()
     log(f"{sc.name}: {len(prep.points)} points done in {time.time() - t_start:.1f} s -> {prep.out}")
     return store
-
-
-def _stop_index(diffs: dict[int, float], sc: Scenario) -> int | None:
-    """Sequential rule: the first n >= min_trials (trials 0..n-1 all present) whose paired CI
-    half-width is below the target; max_trials otherwise. Independent of how trials were batched."""
-    a = sc.adaptive
-    vals = []
-    for t in range(a.max_trials):
-        if t not in diffs:
-            return None
-        vals.append(diffs[t])
-        n = t + 1
-        if n >= a.min_trials and ci_halfwidth(vals) < a.ci_target:
-            return n
-    return a.max_trials

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..data.registry import DATASETS
-from ..imc.config import AnalogConfig
+from ..imc import AnalogConfig, device_tags
 
 SHIPPED_PREFIX = "shipped:"
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -137,7 +137,7 @@ def _loc(loc: tuple) -> str:
 def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
     lines = []
     for e in exc.errors():
-        loc = [p for p in e["loc"] if p not in ("stt_mram", "rram", "aihwkit_pcm", "aihwkit_reram_wan2022")]
+        loc = [p for p in e["loc"] if p not in device_tags()]  # pydantic puts the union's tag in the path
         where = _loc(tuple(loc))
         where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(top level)")
         value = e.get("input")

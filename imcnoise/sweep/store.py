@@ -87,6 +87,13 @@ class ResultsStore:
     def finished(self) -> set[tuple[int, str, int]]:
         return set(self.db.execute("SELECT point, model, trial FROM trials"))
 
+    def point_accuracies(self, point: int) -> dict[int, dict[str, float]]:
+        """Stored accuracies of one point: trial -> model -> accuracy."""
+        out: dict[int, dict[str, float]] = {}
+        for trial, model, acc in self.db.execute("SELECT trial, model, accuracy FROM trials WHERE point = ?", (point,)):
+            out.setdefault(trial, {})[model] = acc
+        return out
+
     def add_trials(self, rows: list[dict]) -> None:
         """Rows of one or more complete trials, in ONE transaction."""
         cols = ["point", "model", "trial", "chip_seed", "accuracy", "correct", "n_images", "spike_rates", "errors",

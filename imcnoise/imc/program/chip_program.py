@@ -9,16 +9,16 @@ first and last layers stay digital and full precision (paper Sec. II). Saved as 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..config import ArrayConfig
+from .mapping import geometry
+
 PROGRAM_FORMAT = "imcnoise-chip-program"
 PROGRAM_VERSION = 1
-DEFAULT_ARRAY_ROWS = 256
-DEFAULT_ARRAY_COLS = 256
 
 
 @dataclass
@@ -121,28 +121,15 @@ class ChipProgram:
         return [l for l in self.layers if isinstance(l, XnorLayer)]
 
     # ----------------------------------------------------------------- geometry / summary
-    def geometry(self, array_rows: int = DEFAULT_ARRAY_ROWS, array_cols: int = DEFAULT_ARRAY_COLS) -> list[dict]:
-        out = []
-        for l in self.xnor_layers:
-            tiles_r, tiles_c = math.ceil(l.rows / array_rows), math.ceil(l.cols / array_cols)
-            reads = self.timesteps * l.positions * l.n_slots * tiles_r * tiles_c
-            out.append({
-                "layer": l.index, "kind": l.kind, "neuron": l.neuron, "rows": l.rows, "cols": l.cols,
-                "subarrays": f"{tiles_r}x{tiles_c}", "residual": l.residual_from is not None,
-                "residual_from": l.residual_from, "slots": l.n_slots,
-                "m1_min": int(l.m1.min()), "m1_max": int(l.m1.max()),
-                "theta_hat_min": float(l.theta_hat.min()), "theta_hat_max": float(l.theta_hat.max()),
-                "bias_min": float(l.bias.min()), "bias_max": float(l.bias.max()),
-                "flipped_rows": int(l.flipped.sum()), "zero_gain_rows": int((l.gain == 0).sum()),
-                "positions": l.positions, "array_reads_per_inference": reads,
-                "row_macs_per_inference": self.timesteps * l.positions * l.n_slots * l.rows,
-            })
-        return out
+    def geometry(self, array: ArrayConfig | None = None) -> list[dict]:
+        """Per binary layer: shape, sub-arrays and reads on arrays of ``array`` (default 256 x 256)."""
+        return geometry(self, array or ArrayConfig())
 
-    def summary_markdown(self, array_rows: int = DEFAULT_ARRAY_ROWS, array_cols: int = DEFAULT_ARRAY_COLS) -> str:
-        g = self.geometry(array_rows, array_cols)
-        head = ("| layer | kind | rows | cols (M) | sub-arrays | residual | M1 range | theta_hat range | bias range | "
-                "flipped rows | array reads / inference |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+    def summary_markdown(self, array: ArrayConfig | None = None) -> str:
+        array = array or ArrayConfig()
+        g = self.geometry(array)
+        head = ("| layer | kind | rows | cols (M) | sub-arrays (row x col tiles) | residual | M1 range | theta_hat range | "
+                "bias range | flipped rows | array reads / inference |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
         rows = "".join(
             f"| {r['layer']} | {r['kind']}/{r['neuron']} | {r['rows']} | {r['cols']} | {r['subarrays']} | "
             f"{'from ' + str(r['residual_from']) if r['residual'] else 'no'} | {r['m1_min']}..{r['m1_max']} | "
@@ -151,14 +138,15 @@ class ChipProgram:
         total = sum(r["array_reads_per_inference"] for r in g)
         return (f"# XNOR chip program: {self.kind.upper()} VGG11, T={self.timesteps}, theta={self.threshold}\n\n"
                 f"Source: {self.meta.get('checkpoint', '?')} (sha256 {self.meta.get('checkpoint_sha256', '?')[:16]}...)\n\n"
-                f"Sub-array size {array_rows} rows x {array_cols} cells; a read applies one input vector to one "
+                f"Sub-array size {array.rows} rows x {array.cols} cells (a convolution's column tile holds whole input "
+                f"channels: floor({array.cols} / 9) x 9 cells); a read applies one input vector to one "
                 f"sub-array. Residual layers use two slots (tau1, tau2) per time step (eq. 11).\n"
                 f"Layer 1 ({self.first.kind}, {self.first.out_features} channels) and layer {self.output.index} "
                 f"(output, {self.output.out_features} classes) are digital, full precision.\n\n"
                 + head + rows + f"\nTotal XNOR array reads per inference: {total:,}\n")
 
     # ----------------------------------------------------------------- persistence
-    def save(self, out_dir: str | Path, array_rows: int = DEFAULT_ARRAY_ROWS, array_cols: int = DEFAULT_ARRAY_COLS) -> Path:
+    def save(self, out_dir: str | Path, array: ArrayConfig | None = None) -> Path:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
@@ -190,11 +178,11 @@ class ChipProgram:
             "format": PROGRAM_FORMAT, "format_version": PROGRAM_VERSION, "kind": self.kind, "timesteps": self.timesteps,
             "threshold": self.threshold, "in_channels": self.in_channels, "image_size": self.image_size,
             "num_classes": self.num_classes, "input_mean": list(self.input_mean), "input_std": list(self.input_std),
-            "layers": layers_json, "meta": self.meta, "geometry": self.geometry(array_rows, array_cols),
+            "layers": layers_json, "meta": self.meta, "geometry": self.geometry(array),
             "conventions": CONVENTIONS,
         }
         (out / "program.json").write_text(json.dumps(doc, indent=1))
-        (out / "summary.md").write_text(self.summary_markdown(array_rows, array_cols))
+        (out / "summary.md").write_text(self.summary_markdown(array))
         return out
 
     @classmethod

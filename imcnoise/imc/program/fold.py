@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.checkpoint import file_sha256, load_checkpoint
-from ..models.vgg import BinaryVGG11
-from .program import ChipProgram, DigitalLayer, XnorLayer
+from ...models.checkpoint import file_sha256, load_checkpoint
+from ...models.vgg import BinaryVGG11
+from .chip_program import ChipProgram, DigitalLayer, XnorLayer
 
 
 def _np(t: torch.Tensor, dtype=None) -> np.ndarray:

@@ -1,11 +1,12 @@
 """Device models of the XNOR cell's complementary pair, as aihwkit noise models.
 
-Tile weights of our aihwkit tiles are conductances normalised to the nominal on-state
-conductance G_on (1.0 = G_on); :class:`XnorPairConverter` maps them to/from microsiemens, one
-slice per device, so aihwkit's ``program_weights`` / ``drift_weights`` drive every device model,
-ours and aihwkit's own (PCM-like, ReRamWan2022). Each physical effect is one small method, as in
-aihwkit's ``inference/noise/base.py``. All draws use torch's global generator, which
-:mod:`imcnoise.imc.analog_chip` seeds per (chip, layer, sub-array) before programming.
+Tile weights are conductances normalised to the nominal on-state conductance G_on (1.0 = G_on);
+:class:`~.cell.XnorPairConverter` maps them to/from microsiemens, one slice per device, so
+aihwkit's ``program_weights`` / ``drift_weights`` drive every device model, ours and aihwkit's own
+(PCM-like, ReRamWan2022). Each physical effect is one small method, as in aihwkit's
+``inference/noise/base.py``. All draws use torch's global generator, seeded per
+(chip, layer, sub-array) by :func:`program_conductances` (and by the aihwkit engine before
+``program_weights``), so every engine draws the same chip.
 """
 
 from __future__ import annotations
@@ -13,42 +14,13 @@ from __future__ import annotations
 import math
 
 import torch
-from aihwkit.inference.converter.base import BaseConductanceConverter
 from aihwkit.inference.noise.base import BaseNoiseModel
 from aihwkit.inference.noise.pcm import PCMLikeNoiseModel
 from aihwkit.inference.noise.reram import ReRamWan2022NoiseModel
 
-from .. import defaults as D
-from .config import AihwkitPcmDevice, AihwkitReRamDevice, RramDevice, SttMramDevice
-
-GRID = float(2 ** D.CONDUCTANCE_GRID_BITS)
-
-
-def quantize_conductance(g_norm: torch.Tensor) -> torch.Tensor:
-    """Put normalised conductances on the 2**-12 grid in [0, G_MAX_NORM] (defaults.py explains why)."""
-    return torch.round(g_norm.clamp(0.0, D.CONDUCTANCE_MAX_NORM) * GRID) / GRID
-
-
-class XnorPairConverter(BaseConductanceConverter):
-    """Normalised tile weight (1.0 = G_on) <-> conductance in uS; one slice per physical device."""
-
-    def __init__(self, g_on_us: float):
-        if g_on_us <= 0:
-            raise ValueError(f"g_on_us must be > 0, got {g_on_us}")
-        self.g_on_us = float(g_on_us)
-        self.g_max = float(g_on_us)  # aihwkit's noise models read g_max from their converter
-        self.g_min = 0.0
-
-    def __str__(self) -> str:
-        return f"XnorPairConverter(g_on_us={self.g_on_us:.4g})"
-
-    def convert_to_conductances(self, weights: torch.Tensor):
-        return [weights * self.g_on_us], {}
-
-    def convert_back_to_weights(self, conductances, params) -> torch.Tensor:
-        if len(conductances) != 1:
-            raise ValueError("XnorPairConverter expects exactly one conductance slice")
-        return quantize_conductance(conductances[0] / self.g_on_us)
+from ...seeding import derive_seed
+from ..config import AihwkitPcmDevice, AihwkitReRamDevice, RramDevice, SttMramDevice
+from .cell import XnorPairConverter
 
 
 class TwoStateNoiseModel(BaseNoiseModel):
@@ -95,7 +67,7 @@ class SttMramNoiseModel(TwoStateNoiseModel):
     """MTJ: P state = G_on = 1/R_P, AP state = G_off = 1/(R_P (1 + TMR)); no drift."""
 
     def __init__(self, cfg: SttMramDevice):
-        super().__init__(cfg.g_on_s * 1e6, cfg.g_off_s * 1e6, cfg.sigma_r_p, cfg.sigma_r_ap, cfg.p_stuck_p, cfg.p_stuck_ap)
+        super().__init__(cfg.g_on_siemens * 1e6, cfg.g_off_siemens * 1e6, cfg.sigma_r_p, cfg.sigma_r_ap, cfg.p_stuck_p, cfg.p_stuck_ap)
 
 
 class RramNoiseModel(TwoStateNoiseModel):
@@ -107,7 +79,7 @@ class RramNoiseModel(TwoStateNoiseModel):
     """
 
     def __init__(self, cfg: RramDevice):
-        super().__init__(cfg.g_on_s * 1e6, cfg.g_off_s * 1e6, cfg.sigma_lrs, cfg.sigma_hrs, cfg.p_stuck_lrs, cfg.p_stuck_hrs)
+        super().__init__(cfg.g_on_siemens * 1e6, cfg.g_off_siemens * 1e6, cfg.sigma_lrs, cfg.sigma_hrs, cfg.p_stuck_lrs, cfg.p_stuck_hrs)
         self.drift_nu, self.drift_t0_s, self.relaxation_sigma = cfg.drift_nu, cfg.drift_t0_s, cfg.relaxation_sigma
 
     @torch.no_grad()
@@ -136,6 +108,18 @@ def make_noise_model(device) -> BaseNoiseModel:
     raise ValueError(f"unknown device model {device!r}")
 
 
-def nominal_off_ratio(device) -> float:
-    """G_off / G_on of the nominal devices (the sense path's calibration)."""
-    return device.g_off_s / device.g_on_s
+def program_seed(chip_seed: int, layer: int, row_tile: int, col_tile: int) -> int:
+    """Seed of every programming draw of one sub-array of one chip instance."""
+    return derive_seed(chip_seed, "program", layer, row_tile, col_tile)
+
+
+@torch.no_grad()
+def program_conductances(noise_model: BaseNoiseModel, target: torch.Tensor, seed: int, t_inference: float) -> torch.Tensor:
+    """Programmed (and drifted) normalised conductances of one sub-array: what aihwkit's
+    ``tile.program_weights()`` (+ ``drift_weights(t_inference)``) does to a tile, under ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        g, drift = noise_model.apply_programming_noise(target)
+        if t_inference > 0:
+            g = noise_model.apply_drift_noise(g, drift, t_inference)
+    return g

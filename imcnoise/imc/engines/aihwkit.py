@@ -1,0 +1,118 @@
+"""Analog XNOR chip on aihwkit tiles (the reference analog path).
+
+Each column tile x row tile of a folded layer is one aihwkit ``TorchInferenceTile`` whose
+``2 * cells`` inputs are the A lines (driven by the input bit o) and the B lines (driven by
+1 - o) and whose weights are the normalised conductances of the complementary device pair
+(:func:`~imcnoise.imc.physics.cell.target_conductances`). The tile's MVM therefore gives the row
+current sum_j [o_j G_A,j + (1 - o_j) G_B,j]. The MVM itself is ideal (``forward.is_perfect``);
+device effects enter through aihwkit's ``program_weights`` / ``drift_weights`` with our noise
+models (:mod:`imcnoise.imc.physics.devices`), and everything after the bit line is the shared
+sense path.
+
+A chip instance is defined by its seed: every programming draw is made under torch's generator
+seeded with ``program_seed(chip_seed, layer, row_tile, col_tile)``, the sense-amp offsets and
+buffer gains from ``derive_seed(chip_seed, "periphery", layer)``, and per-read noise from streams
+keyed by image index (:mod:`imcnoise.imc.physics.noise`), so results do not depend on batching.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..config import AnalogConfig
+from ..physics.cell import squared_conductance, target_conductances
+from ..physics.devices import program_seed
+from ..physics.sense import draw_periphery
+from ..program import ChipProgram, LayerMap, XnorLayer
+from . import layouts as lay
+from .analog import AnalogEngine
+
+
+class AnalogChip(AnalogEngine):
+    """One chip instance: a folded program on noisy XNOR sub-arrays built from aihwkit tiles."""
+
+    def __init__(self, program: ChipProgram, config: AnalogConfig | None = None, chip_seed: int = 0,
+                 device: str | torch.device = "cpu"):
+        super().__init__(program, config or AnalogConfig(), [chip_seed], device)
+        self._build_tiles()
+        self.program_chip(chip_seed)
+
+    @property
+    def chip_seed(self) -> int:
+        return self.chip_seeds[0]
+
+    # ------------------------------------------------------------------ programming
+    def _rpu_config(self):
+        from aihwkit.simulator.configs import TorchInferenceRPUConfig
+
+        cfg = TorchInferenceRPUConfig()
+        cfg.forward.is_perfect = True  # the MVM is ideal; non-idealities are ours (devices, periphery)
+        cfg.mapping.weight_scaling_omega = 0.0  # conductances are stored as they are, no digital rescaling
+        cfg.drift_compensation = None
+        cfg.noise_model = self.noise_model
+        return cfg
+
+    def _build_tiles(self) -> None:
+        from aihwkit.simulator.tiles.inference_torch import TorchInferenceTile
+
+        self.tiles: dict[int, list[list]] = {}
+        for layer in self.program.xnor_layers:
+            m = self.maps[layer.index]
+            bits = torch.from_numpy(layer.bits)
+            grid = []
+            for (r0, r1) in m.row_tiles:
+                row = []
+                for (c0, c1) in m.col_tiles:
+                    tile = TorchInferenceTile(r1 - r0, 2 * (c1 - c0), self._rpu_config())
+                    tile.set_weights(target_conductances(bits[r0:r1, c0:c1], self.off_ratio), apply_weight_scaling=False)
+                    tile.eval()
+                    row.append(tile.to(self.device))
+                grid.append(row)
+            self.tiles[layer.index] = grid
+
+    @torch.no_grad()
+    def program_chip(self, chip_seed: int) -> None:
+        """(Re)draw this chip instance: programming noise (aihwkit ``program_weights``), drift to
+        ``t_inference_s``, and the static periphery (sense-amp offsets, buffer gains)."""
+        self.chip_seeds = [int(chip_seed)]
+        t_inf = self.config.t_inference_s
+        for layer in self.program.xnor_layers:
+            m = self.maps[layer.index]
+            for ri, row in enumerate(self.tiles[layer.index]):
+                for ci, tile in enumerate(row):
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(program_seed(self.chip_seed, layer.index, ri, ci))
+                        tile.program_weights()  # from the stored reference (target) conductances
+                        if t_inf > 0:
+                            tile.drift_weights(t_inf)
+            self.periphery[layer.index] = draw_periphery(self.config, self.chip_seed, layer.index, m.n_col_tiles,
+                                                         layer.rows, self.device)
+
+    def conductances(self, layer_index: int, col_tile: int) -> torch.Tensor:
+        """Programmed normalised conductances ``[rows, 2*cells]`` of one column tile (all row tiles)."""
+        return torch.cat([row[col_tile].get_weights()[0] for row in self.tiles[layer_index]], dim=0)
+
+    # ------------------------------------------------------------------ analog MAC
+    def _tile_inputs(self, layer: XnorLayer, m: LayerMap, c: int, bits: torch.Tensor) -> torch.Tensor:
+        """Input bits of column tile c for every read: ``[N, L, cells]``."""
+        if layer.kind == "conv":
+            g0, g1 = m.chan_groups[c]
+            p = F.unfold(lay.nchw(bits)[:, g0:g1].float(), layer.kernel, padding=layer.padding)  # bit-0 padding
+            return p.transpose(1, 2)
+        c0, c1 = m.col_tiles[c]
+        return bits[:, None, c0:c1].float()
+
+    def tile_currents(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
+        m = self.maps[layer.index]
+        per_tile = []
+        for c in range(m.n_col_tiles):
+            x = self._tile_inputs(layer, m, c, bits[:, 0])
+            n, L, cells = x.shape
+            drive = torch.cat([x, 1 - x], dim=2).reshape(n * L, 2 * cells)  # A lines: o, B lines: 1 - o
+            if squared:
+                out = drive @ squared_conductance(self.conductances(layer.index, c)).to(self.device).T
+            else:
+                out = torch.cat([row[c](drive) for row in self.tiles[layer.index]], dim=1)
+            per_tile.append(out.view(n, L, -1))
+        return torch.stack(per_tile, dim=2).unsqueeze(1)  # [N, K=1, L, tiles, rows]

@@ -1,0 +1,90 @@
+"""Integer XNOR inference engine for a chip program (paper Alg. 2, eq. 11): bits only, no physics.
+
+dot = popcount(XNOR(weight bits, input bits)) per row, either as the exact 0/1 product of an
+ideal complementary-pair array (``backend="gemm"``, :class:`.ideal.IdealArray`; exact in fp32 for
+M < 2**24) or on bit-packed 64-bit words (``backend="popcount"``: XOR + hardware popcount via
+``numpy.bitwise_count``). Both give identical integers. Everything else (digital first and last
+layers, the folded neuron in fp64, pooling, residuals) is the shared traversal of :mod:`.base`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...models.metrics import EvalResult
+from ..program import ChipProgram, XnorLayer
+from . import layouts as lay
+from .base import Engine, Pass, evaluate
+
+BACKENDS = ("gemm", "popcount")
+
+
+def input_patches(bits: torch.Tensor, layer: XnorLayer) -> torch.Tensor:
+    """The input vector of every array read: ``[N, positions, M]`` (conv: im2col with bit-0 padding)."""
+    if layer.kind == "fc":
+        return bits.reshape(bits.shape[0], 1, -1)
+    p = F.unfold(bits.float(), layer.kernel, padding=layer.padding)  # [N, M, L]
+    return p.transpose(1, 2)
+
+
+def _pack_words(bits01: np.ndarray, pad_value: int) -> np.ndarray:
+    """[..., M] 0/1 -> [..., ceil(M/64)] uint64, tail bits filled with ``pad_value``."""
+    m = bits01.shape[-1]
+    words = -(-m // 64)
+    if words * 64 != m:
+        fill = np.full(bits01.shape[:-1] + (words * 64 - m,), pad_value, dtype=np.uint8)
+        bits01 = np.concatenate([bits01, fill], axis=-1)
+    packed = np.packbits(bits01, axis=-1, bitorder="little")
+    return np.ascontiguousarray(packed).view(np.uint64)
+
+
+class XnorEngine(Engine):
+    """The chip program on bits: exact XNOR match counts, one (ideal) chip."""
+
+    def __init__(self, program: ChipProgram, backend: str = "gemm", device: str | torch.device = "cpu", chunk: int = 4096):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        super().__init__(program, device)
+        self.backend = backend
+        self.chunk = chunk
+        # weight tail bits 0, input tail bits 1: XOR = 1 there, so tails never count as matches
+        self._words = {l.index: _pack_words(l.bits, 0) for l in program.xnor_layers} if backend == "popcount" else {}
+
+    def dot(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
+        """popcount(XNOR) of every row with every input vector of ``[N, C, H, W]`` / ``[N, F]`` bits:
+        ``[N, rows, H, W]`` or ``[N, rows]``, float64 holding exact integers."""
+        if self.backend == "popcount":
+            return self._dot_popcount(layer, bits)
+        return self.ideal_dot(layer, bits)
+
+    def _dot_popcount(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
+        patches = input_patches(bits, layer)  # [N, L, M]
+        n, L, m = patches.shape
+        flat = patches.reshape(n * L, m).to(torch.uint8).cpu().numpy()
+        xw = _pack_words(flat, 1)
+        ww = self._words[layer.index]
+        res = np.empty((n * L, layer.rows), dtype=np.int64)
+        step = max(1, self.chunk * 64 // max(1, layer.rows * ww.shape[1]))
+        for i in range(0, n * L, step):
+            mism = np.bitwise_count(xw[i:i + step, None, :] ^ ww[None, :, :]).sum(axis=2, dtype=np.int64)
+            res[i:i + step] = ww.shape[1] * 64 - mism
+        out = torch.from_numpy(res).to(self.device).double().view(n, L, layer.rows).transpose(1, 2)
+        if layer.kind == "conv":
+            return out.reshape(n, layer.rows, layer.in_size, layer.in_size)
+        return out.squeeze(2)
+
+    def mac(self, layer: XnorLayer, slots: list[torch.Tensor], p: Pass) -> torch.Tensor:
+        """dot of eq. (11): slot tau1 (layer l-1 input) plus, for residual layers, slot tau2 (layer l-2)."""
+        d = self.dot(layer, lay.nchw(slots[0][:, 0]))
+        if len(slots) > 1:
+            d = d + self.dot(layer, lay.nchw(slots[1][:, 0]))
+        return lay.dots_from_nchw(d)
+
+
+def evaluate_xnor(program: ChipProgram, data, *, batch_size: int = 256, input_seed: int = 0, backend: str = "gemm",
+                  progress: bool = False, keep_predictions: bool = False) -> EvalResult:
+    """Accuracy and per-layer firing rates of the integer XNOR engine on a data set."""
+    return evaluate(XnorEngine(program, backend), data, batch_size=batch_size, input_seed=input_seed, progress=progress,
+                    keep_predictions=keep_predictions)[0]

@@ -1,0 +1,71 @@
+"""The XNOR cell: a complementary device pair, and conductances on an exact grid.
+
+A cell stores one weight bit w as a pair (G_A, G_B): bit 1 -> (G_on, G_off), bit 0 ->
+(G_off, G_on). The input bit o drives line A and its complement 1 - o drives line B, so a row of
+cells carries (device-parameters.md, "XNOR cell arithmetic")
+
+    I = sum_j [o_j G_A,j + (1 - o_j) G_B,j] = sum_j G_B,j + sum_j o_j (G_A,j - G_B,j),
+
+which with ideal devices is G_off * M + (G_on - G_off) * popcount(XNOR(w, o)).
+
+Conductances are handled normalised to the nominal on-state conductance (1.0 = G_on) and held on
+a grid of 2**-CONDUCTANCE_GRID_BITS (see :mod:`imcnoise.defaults`): every array MAC is then an
+exact fp32 sum in any order, so every engine computes bit-identical currents.
+:class:`XnorPairConverter` maps normalised weights to/from microsiemens for aihwkit's noise models.
+"""
+
+from __future__ import annotations
+
+import torch
+from aihwkit.inference.converter.base import BaseConductanceConverter
+
+from ... import defaults as D
+
+GRID = float(2 ** D.CONDUCTANCE_GRID_BITS)
+
+
+def quantize_conductance(g_norm: torch.Tensor) -> torch.Tensor:
+    """Put normalised conductances on the 2**-12 grid in [0, CONDUCTANCE_MAX_NORM]."""
+    return torch.round(g_norm.clamp(0.0, D.CONDUCTANCE_MAX_NORM) * GRID) / GRID
+
+
+def squared_conductance(g: torch.Tensor) -> torch.Tensor:
+    """G^2 on a 2**-8 grid: the weights of the read-noise variance. Coarse enough that the variance
+    MAC is an exact fp32 sum in every engine (<= 512 cells x 64 x 2**8 < 2**24), fine enough for a std."""
+    return torch.round(g.float() ** 2 * 256.0) / 256.0
+
+
+def target_conductances(bits: torch.Tensor, off_ratio: float) -> torch.Tensor:
+    """``[rows, cells]`` weight bits -> ``[rows, 2*cells]`` normalised targets: A = (1 | r), B = (r | 1)
+    with r = G_off / G_on."""
+    b = bits.float()
+    ga = b + (1 - b) * off_ratio
+    gb = (1 - b) + b * off_ratio
+    return torch.cat([ga, gb], dim=1)
+
+
+def nominal_off_ratio(device) -> float:
+    """G_off / G_on of the nominal devices of a device configuration."""
+    return device.g_off_siemens / device.g_on_siemens
+
+
+class XnorPairConverter(BaseConductanceConverter):
+    """Normalised tile weight (1.0 = G_on) <-> conductance in uS; one slice per physical device."""
+
+    def __init__(self, g_on_us: float):
+        if g_on_us <= 0:
+            raise ValueError(f"g_on_us must be > 0, got {g_on_us}")
+        self.g_on_us = float(g_on_us)
+        self.g_max = float(g_on_us)  # aihwkit's noise models read g_max from their converter
+        self.g_min = 0.0
+
+    def __str__(self) -> str:
+        return f"XnorPairConverter(g_on_us={self.g_on_us:.4g})"
+
+    def convert_to_conductances(self, weights: torch.Tensor):
+        return [weights * self.g_on_us], {}
+
+    def convert_back_to_weights(self, conductances, params) -> torch.Tensor:
+        if len(conductances) != 1:
+            raise ValueError("XnorPairConverter expects exactly one conductance slice")
+        return quantize_conductance(conductances[0] / self.g_on_us)
