@@ -25,12 +25,14 @@ CONDUCTANCE_MAX_NORM = 8.0
 
 # --- STT-MRAM magnetic tunnel junction
 # NVSim sample STT-RAM cell (sample_STTRAM.cell, NVSim repository): R_P = 6 kOhm, R_AP = 12 kOhm
-# (TMR = 100 %), read voltage 0.25 V, minimum sense voltage 25 mV.
+# (TMR = 100 %), read voltage 0.25 V. (Its minimum sense voltage, 25 mV, is the margin for reading
+# ONE cell, not the step of one match in a 252-cell sum: not used, see the sense stage below.)
 STT_R_P_OHM = 6e3
 STT_TMR = 1.0
 STT_READ_VOLTAGE_V = 0.25
-STT_MIN_SENSE_VOLTAGE_V = 25e-3
-# Device-to-device spread of R_P / R_AP: "a few percent", lognormal (unconfirmed; swept).
+# Device-to-device spread of R_P / R_AP, lognormal: sigma/mu ~ 5.3 % measured for both states
+# (Princeton lungyenc/mram_mult, MramSettings.py; device-parameters.md); 0.03-0.08 brackets real
+# MTJ arrays. Default 0.03; swept.
 STT_SIGMA_R = 0.03
 
 # --- RRAM
@@ -43,26 +45,53 @@ RRAM_SIGMA_LRS = 0.05
 RRAM_SIGMA_HRS = 0.10
 # Per-read (cycle-to-cycle) noise: aihwkit recommends ~1 % additional read noise for ReRAM models.
 RRAM_READ_SIGMA = 0.01
-RRAM_READ_VOLTAGE_V = 0.2  # assumption (typical sub-set read bias)
+RRAM_READ_VOLTAGE_V = 0.2  # assumption (a read bias well below the set voltage)
 # Conductance relaxation/drift: aihwkit CMO-ReRAM fit: mean drift ~ -0.089 * log(t) uS at 8-88 uS,
 # i.e. ~0.2 % of G per decade at mid range (unit reading unconfirmed); default off (t_inference = 0).
 RRAM_DRIFT_NU = 0.002  # relative decrease of G per decade of time after t0 (assumption from the fit above)
 RRAM_DRIFT_T0_S = 1.0
 
+# --- supply and sense stage (device-parameters.md, "Sensing in physical units")
+# Core supply at 28-65 nm is ~0.8-1.2 V; the sense node must swing within it.
+SUPPLY_V = 0.9  # 28 nm core supply (assumption within that range)
+# The sense stage (a current integrator t/C or a TIA R_f: one transimpedance Z, after any current
+# scaling) is sized so that two slots of a full sub-array row of on-state cells end at this
+# voltage: V_fs = 2 * cols * G_on * V_read * Z. One XNOR match is then
+# V_lsb = V_fs * (G_on - G_off) / (2 * cols * G_on): 0.78 mV for the STT default (TMR 100 %),
+# 1.55 mV for the RRAM default (on/off 100): within the 1-2 mV the supply allows.
+SA_FULL_SCALE_V = 0.8  # assumption: 0.1 V head-room below the supply
+
 # --- sense amplifier / ADC
-# No confirmed mV offset figure: the offset is expressed in LSB of one XNOR match (and optionally
-# in volts through the per-match sense voltage) and swept. Defaults: ideal.
-SA_OFFSET_SIGMA_LSB = 0.0
-SA_NOISE_SIGMA_LSB = 0.0
-# One XNOR match on the sense node: NVSim's minimum sense voltage (25 mV), used to convert volts <-> LSB.
-SA_LSB_VOLTAGE_V = STT_MIN_SENSE_VOLTAGE_V
+# Latch-comparator input-referred offset: sigma 3.44 mV (dynamic latch, 0.18 um, Monte Carlo; Rahman
+# et al., "A High-Speed and Low-Offset Dynamic Latch Comparator", Scientific World Journal 2014,
+# 258068) -- i.e. ~4 LSB of the STT default: a chip needs per-column trim (calibration mode "trim").
+# Default: ideal (0), so that the default chip isolates device effects; the scenarios sweep 0-3.4 mV.
+SA_OFFSET_SIGMA_V = 0.0
+SA_OFFSET_UNCALIBRATED_V = 3.44e-3
+# Dynamic (per-decision) comparator noise: default 0; swept (a fraction of a mV is typical of
+# latches sized for mV offsets, assumption).
+SA_NOISE_SIGMA_V = 0.0
 # DNN+NeuroSim default ADC is 5 bits for 128x128 sub-arrays; default here: full resolution
 # (ceil(log2(cells + 1)) bits: every match count resolved), i.e. no quantisation error.
 ADC_BITS = None
 
+# --- calibration of the sense path (device-parameters.md, "Calibration and the mean of a lognormal
+# spread"): real macros calibrate against the device population, not against nominal values.
+CALIBRATION_MODE = "reference"
+# Reference columns per sub-array, of each kind (all-on, all-off): 4 + 4 extra lines per 256 rows
+# (3 % area; assumption). Their finite-sample error stays in the model.
+CALIBRATION_REFERENCE_COLUMNS = 4
+# Per-column trim DAC (foreground offset calibration of each comparator, e.g. Miyahara et al., "A
+# low-noise self-calibrating dynamic comparator for high-speed ADCs", A-SSCC 2008 (unconfirmed)):
+# 6 bits over +-16 LSB, i.e. 0.5 LSB steps (assumption).
+CALIBRATION_TRIM_BITS = 6
+CALIBRATION_TRIM_RANGE_LSB = 16.0
+
 # --- capacitive residual buffer (paper Sec. III: time slots tau1/tau2, analog buffer)
 # kT/C: sigma_V = sqrt(k T / C); at 300 K, C = 10 fF -> 0.64 mV; 100 fF -> 0.20 mV.
-BUFFER_CAPACITANCE_F = 10e-15  # assumption
+# 100 fF: kT/C = 0.20 mV, a quarter of the STT default LSB (a designer sizes C so that kT/C stays
+# below an LSB; 10 fF would give 0.8 LSB; assumption, swept in scenarios/noise_sources.yaml).
+BUFFER_CAPACITANCE_F = 100e-15
 BUFFER_HOLD_TIME_S = 10e-9  # one time slot; assumption
 BUFFER_LEAK_RESISTANCE_OHM = float("inf")  # droop V(t) = V0 exp(-t / (R C)); default no leakage
 BUFFER_GAIN_SIGMA = 0.0  # static per-column gain mismatch of the hold/add path

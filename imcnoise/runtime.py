@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ctypes
+import functools
+import os
 import sys
+import warnings
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -23,3 +26,38 @@ def tune_allocator() -> bool:
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
     except (OSError, AttributeError):
         return False
+
+
+class compiled:
+    """``fn`` compiled by ``torch.compile`` (one fused loop instead of many tensor passes), or run
+    eagerly where compilation is off (``IMCNOISE_COMPILE=0``) or fails (no C++ compiler).
+
+    Only for functions whose result is the same either way: integer arithmetic, table lookups,
+    comparisons and float operations whose products are exact (inductor's CPU code is built with
+    -ffp-contract=off and without unsafe math, so every remaining float operation is the same
+    correctly rounded IEEE operation as eager torch's). tests/test_runtime.py checks it.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self._compiled = None
+        self._failed = os.environ.get("IMCNOISE_COMPILE", "1") == "0"
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        if self._failed:
+            return self.fn(*args, **kwargs)
+        try:
+            if self._compiled is None:
+                import torch
+                import torch._dynamo.config as dynamo
+
+                # one graph per layer shape class, time-step count and dtype: more than dynamo's default 8
+                dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
+                self._compiled = torch.compile(self.fn, dynamic=True)
+            return self._compiled(*args, **kwargs)
+        except Exception as exc:  # pragma: no cover - depends on the installation
+            self._failed = True
+            warnings.warn(f"torch.compile of {self.fn.__name__} failed ({type(exc).__name__}: {exc}); running it eagerly "
+                          "(same results, slower)")
+            return self.fn(*args, **kwargs)

@@ -46,7 +46,7 @@ def test_fast_engine_is_bit_identical_to_aihwkit_path(kind, name):
     m = fb.maps[layer.index]
     g = AnalogChip(prog, cfg, seeds[0]).conductances(layer.index, 0)
     cells = g.shape[1] // 2
-    w = fb.arrays[layer.index].currents.w[0].view(m.n_col_tiles, layer.rows, -1)[0, :, :cells]
+    w = fb.arrays[layer.index].currents.tiles[0][0].reshape(layer.rows, -1)  # chip 0, column tile 0
     assert torch.equal(w, (g[:, :cells] - g[:, cells:]))
 
 

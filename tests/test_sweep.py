@@ -43,7 +43,7 @@ def write_scenario(path: Path, ckpts, **over) -> Path:
         "dataset": {"name": "fashion-mnist", "limit": 24},
         "models": {"bsnn": str(ckpts["bsnn"]), "bnn": str(ckpts["bnn"])},
         "chip": {"device": {"model": "stt_mram", "sigma_r_p": 0.04, "sigma_r_ap": 0.04},
-                 "sense_amp": {"offset_sigma_lsb": 0.5}},
+                 "sense_amp": {"offset_sigma_lsb": 0.5}, "buffer": {"kt_c_noise": False}},
         "sweep": {"axes": [{"paths": ["chip.device.sigma_r_p", "chip.device.sigma_r_ap"], "values": [0.0, 0.05]},
                            {"path": "chip.sense_amp.offset_sigma_lsb", "values": [0.0, 1.0]}]},
         "trials": 3, "run": {"batch_size": 12, "chips_per_pass": 2},
@@ -73,7 +73,7 @@ def trials_of(out: Path) -> pd.DataFrame:
 @pytest.mark.parametrize("over,expect", [
     ({"chip.device.sigma_r_p": -0.1}, r"chip\.device\.sigma_r_p: Input should be greater than or equal to 0 \(got -0\.1\)"),
     ({"chip.device.p_stuck_p": 1.5}, r"chip\.device\.p_stuck_p: Input should be less than or equal to 1 \(got 1\.5\)"),
-    ({"chip.sense_amp.offset": 1.0}, r"chip\.sense_amp\.offset: unknown key; allowed keys: offset_sigma_lsb"),
+    ({"chip.sense_amp.offset": 1.0}, r"chip\.sense_amp\.offset: unknown key; allowed keys: stage, .*offset_sigma_v, offset_sigma_lsb"),
     ({"trials": "many"}, r"trials: Input should be a valid integer"),
     ({"chip.device.model": "flash"}, r"chip\.device: .*'stt_mram', 'rram'"),
     ({"models.bsnn": "nowhere.pt"}, r"models: checkpoint 'nowhere.pt' not found"),

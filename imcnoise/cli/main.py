@@ -49,7 +49,7 @@ def _set_threads(threads: Optional[int]):
 @app.command()
 def train(
     ctx: typer.Context,
-    model: str = typer.Option(None, help="bsnn | bnn"),
+    model: str = typer.Option(None, help="bsnn | bnn | float (the full-precision teacher for --teacher)"),
     dataset: str = typer.Option(None, help="fashion-mnist | cifar10-jpeg | cifar10 | cifar100"),
     preset: Optional[str] = typer.Option(None, help="named settings (see --list-presets); flags override"),
     width: float = typer.Option(None, help="channel width multiplier (1.0 = paper)"),
@@ -59,6 +59,12 @@ def train(
     optimizer: str = typer.Option(None, help="adam | sgd"), schedule: str = typer.Option(None, help="cosine | constant"),
     weight_decay: float = typer.Option(None), seed: int = typer.Option(None),
     precision: str = typer.Option(None, help="bf16 (autocast) | fp32"),
+    teacher: Optional[str] = typer.Option(None, help="distil from this checkpoint (path or shipped:<name>)"),
+    kd_alpha: Optional[float] = typer.Option(None, help="weight of the distillation loss, 0..1"),
+    kd_temperature: Optional[float] = typer.Option(None, help="softening temperature of the distillation"),
+    init: Optional[str] = typer.Option(None, help="start from this checkpoint (path or shipped:<name>)"),
+    hw_aware: Optional[Path] = typer.Option(None, help="train on sampled chips of this chip YAML (a scenario's chip: section)"),
+    hw_resample: Optional[int] = typer.Option(None, help="draw a fresh chip every N steps (--hw-aware)"),
     train_limit: Optional[int] = typer.Option(None, help="use only the first N training images"),
     eval_limit: Optional[int] = typer.Option(None, help="evaluate on the first N test images"),
     out: Path = typer.Option(..., help="output directory (checkpoints, model card)"),
@@ -83,7 +89,9 @@ def train(
         base = dict(PRESETS[preset])
     flags = dict(model=model, dataset=dataset, width=width, timesteps=timesteps, residual=residual, epochs=epochs,
                  batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
-                 seed=seed, precision=precision, train_limit=train_limit, eval_limit=eval_limit)
+                 seed=seed, precision=precision, train_limit=train_limit, eval_limit=eval_limit, teacher=teacher,
+                 kd_alpha=kd_alpha, kd_temperature=kd_temperature, init=init,
+                 hw_aware=None if hw_aware is None else str(hw_aware), hw_resample=hw_resample)
     base.update({k: v for k, v in flags.items() if v is not None})
     _set_threads(threads)
     try:

@@ -56,12 +56,18 @@ class _BinaryMixin:
         with torch.no_grad():
             self.weight.clamp_(-bound, bound)
 
+    # hardware-aware training (imcnoise.training.hw_aware): inputs -> the chip's error on the
+    # integer MAC, added without gradient (straight-through); None: the ideal MAC
+    chip_error = None
+
     def forward(self, inputs: list[torch.Tensor], fuse_inputs: bool = True) -> torch.Tensor:
         """alpha * sum over inputs of the integer MAC (eq. 5 with f = len(inputs) - 1)."""
         if fuse_inputs:
             s = self.integer_mac(sum(inputs), n_fused=len(inputs))
         else:
             s = sum(self.integer_mac(x) for x in inputs)
+        if self.chip_error is not None:
+            s = s + self.chip_error(inputs).to(s.dtype)
         a = self.alpha().to(s.dtype)
         return s * a.view(1, -1, *([1] * (s.dim() - 2)))
 

@@ -133,3 +133,10 @@ class SignActivation(torch.nn.Module):
         if torch.is_grad_enabled() and x.requires_grad:
             return _SignSTE.apply(x), None
         return torch.where(x > 0, 1.0, -1.0).to(x.dtype), (x if record_membrane else None)
+
+
+class ReLUActivation(torch.nn.Module):
+    """Full-precision teacher activation (``kind="float"``); same interface as the others."""
+
+    def forward(self, x: torch.Tensor, record_membrane: bool = False):
+        return torch.relu(x), (x if record_membrane else None)

@@ -5,6 +5,8 @@
   without firing and the loss is cross-entropy on u^{T,L} (eq. 2).
 * ``kind="bnn"``: the plain binarized baseline of the same topology: normalised image in, one
   pass (T = 1), sign activations with a straight-through estimator, ±1 activations.
+* ``kind="float"``: a full-precision network of the same plan (ReLU, max-pooling, no residuals),
+  only the teacher for knowledge distillation; it does not map onto the XNOR chip.
 
 Both: full-precision first and last layers, binary weights with alpha elsewhere (eq. 5), batch
 norm after every hidden layer with statistics *shared across time steps* (one mu, sigma per
@@ -21,11 +23,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .binary import BinaryConv2d, BinaryLinear
-from .neurons import IFNeuron, SignActivation
+from .neurons import IFNeuron, ReLUActivation, SignActivation
 from .surrogate import DEFAULT_DELTA
 from .topology import LayerSpec, parse_schedule, residual_sources, schedule_text, vgg11_plan
 
-MODEL_KINDS = ("bsnn", "bnn")
+MODEL_KINDS = ("bsnn", "bnn", "float")  # float: the full-precision teacher of knowledge distillation
 
 
 @dataclass
@@ -49,8 +51,10 @@ class ModelConfig:
     def __post_init__(self):
         if self.kind not in MODEL_KINDS:
             raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {self.kind!r}")
-        if self.kind == "bnn":
+        if self.kind != "bsnn":
             self.timesteps = 1
+        if self.kind == "float":
+            self.residual = "none"
         if not 1 <= self.timesteps <= 1024:
             raise ValueError(f"timesteps must be in 1..1024, got {self.timesteps}")
         if not 0 < self.width <= 8:
@@ -113,8 +117,9 @@ class Recording:
         self.ones: dict[int, float] = {}
         self.count: dict[int, int] = {}
 
-    def add(self, index: int, a: torch.Tensor, membrane: torch.Tensor | None = None) -> None:
-        ones = float((a > 0).sum())
+    def add(self, index: int, a: torch.Tensor, membrane: torch.Tensor | None = None, ones: int | None = None) -> None:
+        """Record layer ``index``'s activations ``a``; ``ones``: their count of 1s / +1s when already known."""
+        ones = int(torch.count_nonzero(a > 0)) if ones is None else ones
         self.ones[index] = self.ones.get(index, 0.0) + ones
         self.count[index] = self.count.get(index, 0) + a.numel()
         if self.keep:
@@ -135,16 +140,18 @@ class BinaryVGG11(nn.Module):
         self.layers = nn.ModuleList()
         self.norms = nn.ModuleList()
         for s in self.plan:
+            binary = s.binary and config.kind != "float"
             if s.kind == "conv":
                 pad_value = 0.0 if config.kind == "bsnn" else -1.0  # bit 0 in both encodings
-                layer = BinaryConv2d(s.in_features, s.out_features, pad_value=pad_value) if s.binary else nn.Conv2d(s.in_features, s.out_features, 3, padding=1, bias=False)
+                layer = BinaryConv2d(s.in_features, s.out_features, pad_value=pad_value) if binary else nn.Conv2d(s.in_features, s.out_features, 3, padding=1, bias=False)
                 norm = nn.BatchNorm2d(s.out_features)
             else:
-                layer = BinaryLinear(s.in_features, s.out_features) if s.binary else nn.Linear(s.in_features, s.out_features, bias=s.output)
+                layer = BinaryLinear(s.in_features, s.out_features) if binary else nn.Linear(s.in_features, s.out_features, bias=s.output)
                 norm = nn.Identity() if s.output else nn.BatchNorm1d(s.out_features)
             self.layers.append(layer)
             self.norms.append(norm)
-        self.activation = IFNeuron(config.threshold, config.delta) if config.kind == "bsnn" else SignActivation()
+        self.activation = {"bsnn": lambda: IFNeuron(config.threshold, config.delta), "bnn": SignActivation,
+                           "float": ReLUActivation}[config.kind]()
         self._sources = residual_sources(self.plan)
         self.fuse_residual = True
 
@@ -153,7 +160,7 @@ class BinaryVGG11(nn.Module):
         return self.config.timesteps
 
     def binary_layers(self):
-        return [(s, l) for s, l in zip(self.plan, self.layers) if s.binary]
+        return [(s, l) for s, l in zip(self.plan, self.layers) if isinstance(l, (BinaryConv2d, BinaryLinear))]
 
     def clip_latent_(self) -> None:
         for _, layer in self.binary_layers():
@@ -172,7 +179,7 @@ class BinaryVGG11(nn.Module):
         for spec, layer, norm in zip(self.plan, self.layers, self.norms):
             if spec.kind == "fc" and h.dim() > 2:
                 h = h.flatten(1)
-            if spec.binary:
+            if isinstance(layer, (BinaryConv2d, BinaryLinear)):
                 inputs = [h]
                 if spec.residual_from is not None:
                     inputs.append(identity_map(kept.pop(spec.residual_from), spec))

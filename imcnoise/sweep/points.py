@@ -11,14 +11,17 @@ from typing import Any
 from .scenario import Scenario, _set_path
 
 
+CASE = "case"  # the params key of a point's case name
+
+
 @dataclass(frozen=True)
 class Point:
     index: int
-    params: dict[str, Any]  # parameter path -> value
+    params: dict[str, Any]  # "case" -> case name (scenarios with cases), parameter path -> axis value
 
     @property
     def key(self) -> str:
-        """Canonical text of the parameter values: seeds derive from it, not from the point's position."""
+        """Canonical text of the point (case and axis values): what identifies it in the store."""
         return json.dumps(self.params, sort_keys=True)
 
     def label(self) -> str:
@@ -26,24 +29,28 @@ class Point:
 
 
 def expand_points(sc: Scenario) -> list[Point]:
+    """Every case (or the base scenario) crossed with every combination (grid) or tuple (zip) of the axes."""
     axes = sc.sweep.axes
-    if not axes:
-        return [Point(0, {})]
-    combos = itertools.product(*[a.values for a in axes]) if sc.sweep.mode == "grid" else zip(*[a.values for a in axes])
+    combos = [()] if not axes else list(itertools.product(*[a.values for a in axes]) if sc.sweep.mode == "grid"
+                                        else zip(*[a.values for a in axes]))
+    cases = [c.name for c in sc.sweep.cases] or [None]
     points = []
-    for i, values in enumerate(combos):
-        params = {}
-        for ax, v in zip(axes, values):
-            for t in ax.targets:
-                params[t] = v
-        points.append(Point(i, params))
+    for case in cases:
+        for values in combos:
+            params = {} if case is None else {CASE: case}
+            for ax, v in zip(axes, values):
+                for t in ax.targets:
+                    params[t] = v
+            points.append(Point(len(points), params))
     return points
 
 
 def point_scenario(sc: Scenario, point: Point) -> Scenario:
-    """The scenario with the point's values applied (validated when the scenario was loaded)."""
+    """The scenario with the point's case and axis values applied (validated when the scenario was loaded)."""
     d = copy.deepcopy(sc.model_dump(mode="json"))
-    for k, v in point.params.items():
+    settings = dict(next(c.set for c in sc.sweep.cases if c.name == point.params[CASE])) if CASE in point.params else {}
+    settings.update({k: v for k, v in point.params.items() if k != CASE})
+    for k, v in settings.items():
         _set_path(d, k, v)
     return Scenario.model_validate(d)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .points import flatten
+from .points import CASE, flatten
 from .store import ResultsStore
 
 MODEL_LABEL = {"bsnn": "B-SNN", "bnn": "BNN"}
@@ -31,13 +31,23 @@ def trials_frame(store: ResultsStore) -> pd.DataFrame:
     if df.empty:
         return df
     params = [json.loads(s) for s in df.pop("params")]
-    configs = [flatten(json.loads(s), "chip") for s in df.pop("config")]
+    # every result-defining value of the point (chip, inference, data), plus its case name
+    configs = [{**flatten(json.loads(c)), **({CASE: p[CASE]} if CASE in p else {})} for c, p in zip(df.pop("config"), params)]
     rates = [json.loads(s) for s in df.pop("spike_rates")]
     out = pd.concat([df.reset_index(drop=True),
                      pd.DataFrame(configs).add_prefix("param.").reset_index(drop=True),
                      pd.DataFrame([{f"rate.L{k}": v for k, v in r.items()} for r in rates]).reset_index(drop=True)], axis=1)
     out.attrs["axes"] = list(params[0].keys()) if params else []
     return out
+
+
+def read_errors(errors_json: str) -> tuple[float, float]:
+    """(mean, rms) sensed-count error per read over all binary layers of one trial, in LSB."""
+    e = json.loads(errors_json)
+    reads = sum(v["reads"] for v in e.values())
+    mean = sum(v["mean_err"] * v["reads"] for v in e.values()) / reads
+    rms = math.sqrt(sum(v["rms_err"] ** 2 * v["reads"] for v in e.values()) / reads)
+    return mean, rms
 
 
 def _axes(store: ResultsStore) -> list[str]:
@@ -68,7 +78,12 @@ def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None 
         for m in ("bsnn", "bnn"):
             v = g.loc[g.model == m, "accuracy"].to_numpy()
             mean, sd, lo, hi = _ci(v)
-            per_model.append({**base, "model": m, "mean": mean, "std": sd, "ci95_low": lo, "ci95_high": hi, "n": len(v)})
+            row = {**base, "model": m, "mean": mean, "std": sd, "ci95_low": lo, "ci95_high": hi, "n": len(v)}
+            errs = [read_errors(e) for e in g.loc[g.model == m, "errors"] if isinstance(e, str)] if "errors" in g else []
+            if errs:
+                row["err_mean_lsb"] = float(np.mean([e[0] for e in errs]))
+                row["err_rms_lsb"] = float(np.mean([e[1] for e in errs]))
+            per_model.append(row)
         piv = g.pivot(index="trial", columns="model", values="accuracy").dropna()
         d = (piv["bsnn"] - piv["bnn"]).to_numpy() if {"bsnn", "bnn"} <= set(piv.columns) else np.array([])
         mean, sd, lo, hi = _ci(d)
@@ -109,25 +124,31 @@ def summary_markdown(res: dict) -> str:
     axes, per_model, paired, ref = res["axes"], res["per_model"], res["paired"], res["reference"]
     sc = res["scenario"].get("scenario", {})
     refs = {r.model: r.accuracy for r in ref.itertuples()}
+    errs = "err_rms_lsb" in per_model.columns
     head = [f"# Sweep `{sc.get('name', '?')}`", "", sc.get("description", "").strip(), "",
             f"Data: {sc.get('dataset', {}).get('name')} / {sc.get('dataset', {}).get('split')}, "
             f"{int(ref.n_images.iloc[0]) if len(ref) else '?'} images. Engine: {sc.get('run', {}).get('engine')}. "
             f"Noise-free (ideal chip) accuracy: B-SNN {_fmt_pct(refs.get('bsnn'))} %, BNN {_fmt_pct(refs.get('bnn'))} %.",
             "", "Accuracy in % (mean over chip instances, 95 % CI); difference = B-SNN - BNN on the same chip "
-            "instances (paired), with a paired t-test p-value.", ""]
+            "instances (paired), with a paired t-test p-value."
+            + (" err: mean / rms sensed-count error per array read (LSB, all binary layers), B-SNN | BNN." if errs else ""),
+            ""]
     cols = [a.split(".")[-1] for a in axes]
-    lines = ["| " + " | ".join(cols + ["B-SNN", "BNN", "B-SNN - BNN [95% CI]", "p (t)", "n", "stop"]) + " |",
-             "|" + "---|" * (len(cols) + 6)]
+    extra = ["err B-SNN", "err BNN"] if errs else []
+    lines = ["| " + " | ".join(cols + ["B-SNN", "BNN", "B-SNN - BNN [95% CI]", "p (t)", "n"] + extra + ["stop"]) + " |",
+             "|" + "---|" * (len(cols) + 6 + len(extra))]
     pm = per_model.set_index(["point", "model"])
+    cell = lambda s: f"{_fmt_pct(s['mean'])} [{_fmt_pct(s['ci95_low'])}, {_fmt_pct(s['ci95_high'])}]"
+    err = lambda s: f"{s['err_mean_lsb']:+.2f} / {s['err_rms_lsb']:.2f}" if not pd.isna(s.get("err_rms_lsb")) else "n/a"
     for r in paired.itertuples():
         vals = [f"{paired.loc[r.Index, a]}" for a in axes]
         b, n = pm.loc[(r.point, "bsnn")], pm.loc[(r.point, "bnn")]
-        cell = lambda s: f"{_fmt_pct(s['mean'])} [{_fmt_pct(s['ci95_low'])}, {_fmt_pct(s['ci95_high'])}]"
         diff = f"{100 * r.diff_mean:+.2f} [{100 * r.diff_ci95_low:+.2f}, {100 * r.diff_ci95_high:+.2f}]" if r.n_pairs > 1 else (
             f"{100 * r.diff_mean:+.2f}" if r.n_pairs else "n/a")
         p = "n/a" if math.isnan(r.ttest_rel_p) else f"{r.ttest_rel_p:.2g}"
         stop = getattr(r, "stop_reason", "") if "stop_reason" in paired.columns else ""
-        lines.append("| " + " | ".join(vals + [cell(b), cell(n), diff, p, str(r.n_pairs), str(stop)]) + " |")
+        ecells = [err(b), err(n)] if errs else []
+        lines.append("| " + " | ".join(vals + [cell(b), cell(n), diff, p, str(r.n_pairs)] + ecells + [str(stop)]) + " |")
     return "\n".join(head + lines) + "\n"
 
 
@@ -176,6 +197,41 @@ def plot_axes(res: dict, out: Path) -> list[Path]:
     return files
 
 
+def plot_cases(res: dict, out: Path) -> list[Path]:
+    """Bars per case (both models, 95 % CI), one panel per combination of the other axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pm = res["per_model"]
+    if pm.empty or CASE not in res["axes"]:
+        return []
+    others = [a for a in res["axes"] if a != CASE]
+    combos = (pm[others].drop_duplicates().to_dict("records") if others else [{}])[:4]
+    cases = list(dict.fromkeys(pm[CASE]))
+    fig, subs = plt.subplots(len(combos), 1, figsize=(max(6.0, 0.9 * len(cases) + 2), 3.6 * len(combos)), squeeze=False)
+    x = np.arange(len(cases))
+    for ax, combo in zip(subs[:, 0], combos):
+        sel = pm
+        for k, v in combo.items():
+            sel = sel[sel[k] == v]
+        for i, (m, color) in enumerate((("bsnn", "tab:blue"), ("bnn", "tab:orange"))):
+            s = sel[sel.model == m].set_index(CASE).reindex(cases)
+            err = np.vstack([s["mean"] - s["ci95_low"].fillna(s["mean"]), s["ci95_high"].fillna(s["mean"]) - s["mean"]])
+            ax.bar(x + (i - 0.5) * 0.4, 100 * s["mean"], 0.4, yerr=100 * err, color=color, capsize=2, label=MODEL_LABEL[m])
+        ax.set_xticks(x, cases, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(", ".join(f"{k.split('.')[-1]}={v}" for k, v in combo.items()), fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    subs[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    f = out / "accuracy_by_case.png"
+    fig.savefig(f, dpi=120)
+    plt.close(fig)
+    return [f]
+
+
 def _axis_groups(res: dict) -> dict[str, list[str]]:
     """Axes of the scenario (several paths of one axis move together: plot against the first)."""
     sc = res["scenario"].get("scenario", {})
@@ -201,5 +257,5 @@ def write_report(directory: str | Path) -> dict:
     md = summary_markdown(res)
     (out / "summary.md").write_text(md)
     res["markdown"] = md
-    res["plots"] = plot_axes(res, out)
+    res["plots"] = plot_axes(res, out) + plot_cases(res, out)
     return res

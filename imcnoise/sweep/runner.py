@@ -1,13 +1,18 @@
 """Run a scenario: paired Monte Carlo trials over sweep points, resumable, with progress.
 
-Trial k of point p is one chip instance with seed ``derive_seed(scenario seed, "chip", point key, k)``.
-Both models run on that same chip instance (same devices, offsets and buffer draws at every
-sub-array position), so B-SNN - BNN differences are paired. Results depend only on the seeds,
-never on the order, the batching of chips or images, interruptions or the engine.
+Trial k is chip instance k, seeded ``derive_seed(scenario seed, "chip", k)`` at EVERY point:
+common random numbers. The chip keeps its underlying standard-normal and uniform draws (devices,
+reference columns, comparator offsets, buffer gains, per-read noise) across the sweep, scaled by
+each point's sigmas and thresholded by its fault probabilities, so a chip's accuracy moves
+smoothly along an axis and differences between points are paired too. Both models run on that
+same chip instance (same draws at every sub-array position), so B-SNN - BNN differences are
+paired. Results depend only on the seeds, never on the order, the batching of chips or images,
+interruptions or the engine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -27,8 +32,9 @@ from .store import ResultsStore
 MODELS = ("bsnn", "bnn")
 
 
-def chip_seed(sc: Scenario, point: Point, trial: int) -> int:
-    return derive_seed(sc.seed, "chip", point.key, trial)
+def chip_seed(sc: Scenario, trial: int) -> int:
+    """Chip instance ``trial`` of the scenario: the same at every point (common random numbers)."""
+    return derive_seed(sc.seed, "chip", trial)
 
 
 def ci_halfwidth(values: list[float]) -> float:
@@ -102,11 +108,19 @@ def _load_data(sc: Scenario, limit):
         raise ScenarioError(f"dataset: {exc}") from None
 
 
-def _evaluate(prep: Prepared, model: str, cfg, seeds: list[int], data, input_seed: int, batch_size: int):
+def point_program(prep: Prepared, model: str, psc: Scenario):
+    """The model's chip program at a point: the B-SNN at the point's inference time steps."""
     prog = prep.programs[model]
-    if prep.scenario.run.engine == "fast":
-        return evaluate(FastChipBatch(prog, cfg, seeds, prep.device), data, batch_size=batch_size, input_seed=input_seed)
-    return [evaluate(AnalogChip(prog, cfg, s, prep.device), data, batch_size=min(batch_size, 32), input_seed=input_seed)[0]
+    T = psc.inference.timesteps
+    return dataclasses.replace(prog, timesteps=T) if prog.kind == "bsnn" and T is not None and T != prog.timesteps else prog
+
+
+def _evaluate(prep: Prepared, model: str, psc: Scenario, seeds: list[int], data):
+    prog, run = point_program(prep, model, psc), prep.scenario.run
+    kw = dict(input_seed=psc.input_seed, error_stats=run.error_stats)
+    if run.engine == "fast":
+        return evaluate(FastChipBatch(prog, psc.chip, seeds, prep.device), data, batch_size=run.batch_size, **kw)
+    return [evaluate(AnalogChip(prog, psc.chip, s, prep.device), data, batch_size=min(run.batch_size, 32), **kw)[0]
             for s in seeds]
 
 
@@ -143,8 +157,8 @@ class StopRule:
 
 def trial_rows(prep: Prepared, point: Point, psc: Scenario, trials: list[int], data, versions: str) -> list[dict]:
     """The unit of work: chip instances ``trials`` of one point, both models on the same chips."""
-    seeds = [chip_seed(prep.scenario, point, t) for t in trials]
-    res = {m: _evaluate(prep, m, psc.chip, seeds, data, psc.input_seed, prep.scenario.run.batch_size) for m in MODELS}
+    seeds = [chip_seed(prep.scenario, t) for t in trials]
+    res = {m: _evaluate(prep, m, psc, seeds, data) for m in MODELS}
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = []
     for i, t in enumerate(trials):
@@ -163,13 +177,19 @@ def _diffs(stored: dict[int, dict[str, float]]) -> dict[int, float]:
     return {t: a["bsnn"] - a["bnn"] for t, a in stored.items() if all(m in a for m in MODELS)}
 
 
+def point_config(psc: Scenario) -> dict:
+    """What defines a point's numbers besides the seeds: the chip, the inference settings and the data."""
+    d = psc.model_dump(mode="json")
+    return {"chip": d["chip"], "inference": d["inference"], "dataset": d["dataset"], "input_seed": d["input_seed"]}
+
+
 def open_store(prep: Prepared, base_data) -> ResultsStore:
     """The results store of the sweep, with its points and the noise-free reference accuracies."""
     sc = prep.scenario
     doc = {"scenario": sc.model_dump(mode="json"), "checkpoints": {m: str(p) for m, p in prep.checkpoints.items()},
            "checkpoint_sha256": prep.hashes}
     store = ResultsStore(prep.out, prep.digest, doc)
-    store.add_points([(p.index, p.key, p.params, point_scenario(sc, p).chip.model_dump(mode="json")) for p in prep.points])
+    store.add_points([(p.index, p.key, p.params, point_config(point_scenario(sc, p))) for p in prep.points])
     ref = store.reference()
     for m in MODELS:
         if m not in ref:

@@ -19,6 +19,8 @@ from ..data.registry import DATASETS
 from ..imc import AnalogConfig, device_tags
 
 SHIPPED_PREFIX = "shipped:"
+SWEEPABLE_ROOTS = ("chip", "inference")
+SWEEPABLE_FIELDS = ("dataset.limit", "input_seed")
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 
 Scalar = Union[bool, int, float, str, None]
@@ -72,15 +74,33 @@ class Axis(_Strict):
         return self.targets[0]
 
 
+class Case(_Strict):
+    """A named setting of several parameters (e.g. one noise source at one level)."""
+
+    name: str = Field(..., min_length=1)
+    set: dict[str, Scalar] = Field(default_factory=dict, description="parameter path -> value")
+
+
 class SweepSpec(_Strict):
-    mode: Literal["grid", "zip"] = "grid"
+    mode: Literal["grid", "zip"] = Field("grid", description="grid: every combination of the axes; zip: the i-th values together")
     axes: list[Axis] = Field(default_factory=list)
+    cases: list[Case] = Field(default_factory=list, description="named cases, each crossed with the axes")
 
     @model_validator(mode="after")
     def _zip_lengths(self):
         if self.mode == "zip" and len({len(a.values) for a in self.axes}) > 1:
             raise ValueError("mode 'zip' needs axes with equal numbers of values")
+        names = [c.name for c in self.cases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"case names must be unique, got {names}")
         return self
+
+    def targets(self) -> list[tuple[str, str, list]]:
+        """(where in the scenario, parameter path, values) of everything the sweep sets."""
+        out = [(f"sweep.axes[{i}].{'path' if a.path else 'paths'}", t, list(a.values))
+               for i, a in enumerate(self.axes) for t in a.targets]
+        out += [(f"sweep.cases[{i}].set", t, [v]) for i, c in enumerate(self.cases) for t, v in c.set.items()]
+        return out
 
 
 class AdaptiveSpec(_Strict):
@@ -101,6 +121,12 @@ class RunSpec(_Strict):
     batch_size: int = Field(100, ge=1, le=100000)
     chips_per_pass: Optional[int] = Field(None, ge=1, le=1024, description="chips stacked per pass (fast engine); None = from memory")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    error_stats: bool = Field(False, description="store per-layer sensed-count errors of every trial (slower)")
+
+
+class InferenceSpec(_Strict):
+    timesteps: Optional[int] = Field(None, ge=1, le=1024, description="B-SNN inference time steps; null = as trained "
+                                     "(the BNN has one pass)")
 
 
 class Scenario(_Strict):
@@ -111,6 +137,7 @@ class Scenario(_Strict):
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     models: ModelsSpec
     chip: AnalogConfig = Field(default_factory=AnalogConfig)
+    inference: InferenceSpec = Field(default_factory=InferenceSpec)
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     trials: int = Field(8, ge=1, le=100000, description="chip instances per sweep point")
     adaptive: AdaptiveSpec = Field(default_factory=AdaptiveSpec)
@@ -120,7 +147,7 @@ class Scenario(_Strict):
     def result_defining(self) -> dict:
         """The parts that determine the numbers (not trials, run settings, output or names)."""
         d = self.model_dump(mode="json")
-        return {k: d[k] for k in ("seed", "input_seed", "dataset", "chip", "sweep")}
+        return {k: d[k] for k in ("seed", "input_seed", "dataset", "chip", "inference", "sweep")}
 
 
 # ------------------------------------------------------------------------------- errors
@@ -219,34 +246,34 @@ def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
         sc = Scenario.model_validate(raw)
     except ValidationError as exc:
         raise ScenarioError(format_validation_error(exc, source)) from None
-    # every axis must name an existing parameter and every value must validate there
+    # every swept parameter must exist and every value must validate there
     base = sc.model_dump(mode="json")
     problems = []
-    for i, ax in enumerate(sc.sweep.axes):
-        for t in ax.targets:
-            where = f"sweep.axes[{i}].{'path' if ax.path else 'paths'}"
-            if t.split(".")[0] not in ("chip", "dataset", "input_seed"):
-                problems.append(f"{source}: {where}: {t!r} cannot be swept; sweep parameters under chip.*, dataset.limit or input_seed")
-                continue
+    for where, t, values in sc.sweep.targets():
+        if t.split(".")[0] not in SWEEPABLE_ROOTS and t not in SWEEPABLE_FIELDS:
+            problems.append(f"{source}: {where}: {t!r} cannot be swept; sweep parameters under "
+                            f"{', '.join(r + '.*' for r in SWEEPABLE_ROOTS)} or {', '.join(SWEEPABLE_FIELDS)}")
+            continue
+        try:
+            _get_path(base, t)
+        except KeyError:
+            parent = t.rsplit(".", 1)[0]
             try:
-                _get_path(base, t)
-            except KeyError:
-                parent = t.rsplit(".", 1)[0]
-                try:
-                    keys = sorted(_get_path(base, parent).keys()) if "." in t else sorted(base.keys())
-                except (KeyError, AttributeError):
-                    keys = []
-                problems.append(f"{source}: {where}: {t!r} is not a parameter of this scenario"
-                                + (f" ({parent} has: {', '.join(keys)})" if keys else ""))
-                continue
-            for j, v in enumerate(ax.values):
-                trial = copy.deepcopy(base)
-                _set_path(trial, t, v)
-                try:
-                    Scenario.model_validate(trial)
-                except ValidationError as exc:
-                    msgs = format_validation_error(exc, source).splitlines()
-                    problems += [m.replace(f"{source}: ", f"{source}: sweep.axes[{i}].values[{j}] -> ", 1) for m in msgs]
+                keys = sorted(_get_path(base, parent).keys()) if "." in t else sorted(base.keys())
+            except (KeyError, AttributeError):
+                keys = []
+            problems.append(f"{source}: {where}: {t!r} is not a parameter of this scenario"
+                            + (f" ({parent} has: {', '.join(keys)})" if keys else ""))
+            continue
+        for j, v in enumerate(values):
+            trial = copy.deepcopy(base)
+            _set_path(trial, t, v)
+            try:
+                Scenario.model_validate(trial)
+            except ValidationError as exc:
+                msgs = format_validation_error(exc, source).splitlines()
+                label = f"{where} -> " if where.startswith("sweep.cases") else f"{where.rsplit('.', 1)[0]}.values[{j}] -> "
+                problems += [m.replace(f"{source}: ", f"{source}: {label}", 1) for m in msgs]
     if problems:
         raise ScenarioError("\n".join(problems))
     return sc

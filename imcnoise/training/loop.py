@@ -7,6 +7,7 @@ as an uninterrupted run would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shlex
@@ -20,12 +21,13 @@ import torch.nn.functional as F
 from ..data import load_dataset
 from ..data.transforms import NORMALIZATION, random_crop_flip
 from ..models.binary import BinaryConv2d, BinaryLinear
-from ..models.checkpoint import atomic_torch_save, package_versions, save_checkpoint
+from ..models.checkpoint import atomic_torch_save, load_checkpoint, package_versions, save_checkpoint
 from ..models.inputs import model_input
 from ..models.vgg import BinaryVGG11, ModelConfig
 from ..seeding import derive_seed, generator
 from .config import TrainConfig
 from .evaluate import evaluate
+from .hw_aware import ChipInTheLoop, load_chip
 from .model_card import write_model_card
 
 STATE_FILE = "last.pt"
@@ -45,6 +47,36 @@ def init_model(model: BinaryVGG11, cfg: TrainConfig) -> BinaryVGG11:
         if spec.pool_after:
             torch.nn.init.constant_(norm.bias, cfg.pool_bn_bias_init)
     return model
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def resolve_model_path(ref: str, field: str) -> Path:
+    """``shipped:<name>`` (a shipped checkpoint), or a path relative to the working directory or,
+    failing that, to the repository root (where the presets' paths start)."""
+    if ref.startswith("shipped:"):
+        p = Path(__file__).resolve().parents[1] / "checkpoints" / ref[len("shipped:"):] / "model.pt"
+    else:
+        p = Path(ref)
+        if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
+            p = REPO_ROOT / p
+    if not p.is_file():
+        raise ValueError(f"--{field.replace('_', '-')}={ref!r}: file not found ({p})")
+    return p
+
+
+@torch.no_grad()
+def init_from_checkpoint(model: BinaryVGG11, path: Path) -> None:
+    """Load a trained checkpoint into a fresh model: full-precision layers and batch norm as
+    stored, binary layers' latent weights sign(w) * alpha (the magnitude the checkpoint keeps)."""
+    src, _ = load_checkpoint(path)
+    if src.config.to_dict() != model.config.to_dict():
+        raise ValueError(f"--init={path}: the checkpoint's model {src.config.to_dict()} differs from {model.config.to_dict()}")
+    state = src.state_dict()
+    for spec, layer in src.binary_layers():
+        state[f"layers.{spec.index - 1}.weight"] = layer.binary_weight() * layer.alpha().view(-1, *[1] * (layer.weight.dim() - 1))
+    model.load_state_dict(state)
 
 
 def _param_groups(model: BinaryVGG11, weight_decay: float):
@@ -80,12 +112,21 @@ def _autocast(device: torch.device, precision: str):
 
 
 def train_step(model: BinaryVGG11, opt, sched, x: torch.Tensor, y: torch.Tensor, dev: torch.device,
-               precision: str) -> tuple[float, int]:
+               precision: str, teacher_logits: torch.Tensor | None = None, kd_alpha: float = 0.0,
+               kd_temperature: float = 4.0) -> tuple[float, int]:
     """One optimisation step (Alg. 1): forward over all T, cross-entropy on the output membrane
-    (eq. 2), surrogate-gradient backward, update, latent-weight clipping. Returns (loss, correct)."""
+    (eq. 2), surrogate-gradient backward, update, latent-weight clipping. Returns (loss, correct).
+
+    With ``teacher_logits``, knowledge distillation (Hinton, Vinyals & Dean 2015): the loss is
+    (1 - kd_alpha) CE + kd_alpha T^2 KL(softmax(teacher / T) || softmax(output / T))."""
     with _autocast(dev, precision):
         outp = model(x)
     loss = F.cross_entropy(outp.float(), y)
+    if teacher_logits is not None and kd_alpha > 0:
+        t = kd_temperature
+        kd = F.kl_div(F.log_softmax(outp.float() / t, 1), F.log_softmax(teacher_logits.float() / t, 1), log_target=True,
+                      reduction="batchmean") * t * t
+        loss = (1 - kd_alpha) * loss + kd_alpha * kd
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -109,9 +150,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
 
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     mcfg = model_config_for(cfg, train_ds)
-    model = init_model(BinaryVGG11(mcfg), cfg).to(dev)
+    model = init_model(BinaryVGG11(mcfg), cfg)
+    if cfg.init is not None:
+        init_from_checkpoint(model, resolve_model_path(cfg.init, "init"))
+    model = model.to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # faster oneDNN convolutions
+    teacher = None
+    if cfg.teacher is not None:
+        teacher, _ = load_checkpoint(resolve_model_path(cfg.teacher, "teacher"), expect={"num_classes": mcfg.num_classes,
+                                     "in_channels": mcfg.in_channels}, device=dev)
+    chip = ChipInTheLoop(model, load_chip(resolve_model_path(cfg.hw_aware, "hw_aware")), cfg.seed, cfg.hw_resample) \
+        if cfg.hw_aware is not None else None
     opt_cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
     kw = {} if cfg.optimizer == "adam" else {"momentum": cfg.momentum, "nesterov": True}
     opt = opt_cls(_param_groups(model, cfg.weight_decay), lr=cfg.lr, **kw)
@@ -150,7 +200,15 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
                 imgs = random_crop_flip(imgs, gen, padding=cfg.crop_padding, flip=cfg.flip)
             x = model_input(mcfg, imgs.to(dev), idx, poisson_seed)
             y = train_ds.labels[idx].to(dev)
-            loss, n_right = train_step(model, opt, sched, x, y, dev, cfg.precision)
+            t_logits = None
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(model_input(teacher.config, imgs.to(dev), idx, poisson_seed))
+            if chip is not None:
+                chip.step(epoch * steps_per_epoch + b, idx)
+            with chip if chip is not None else contextlib.nullcontext():
+                loss, n_right = train_step(model, opt, sched, x, y, dev, cfg.precision, t_logits, cfg.kd_alpha,
+                                           cfg.kd_temperature)
             loss_sum += loss * len(idx)
             correct += n_right
             seen += len(idx)

@@ -21,8 +21,18 @@ def write_model_card(out: Path, cfg, meta: dict, mcfg) -> Path:
     rows = "\n".join(f"| {h['epoch']} | {h['train_loss']:.4f} | {100 * h['train_acc']:.2f} | {100 * h['test_acc']:.2f} | {h['wall_time_s'] / 60:.1f} |"
                      for h in hist)
     spiking = mcfg.kind == "bsnn"
-    activation = (f"integrate-and-fire, surrogate delta {mcfg.delta}" if spiking
-                  else "sign activations, straight-through gradient for x in [-1, 1]")
+    activation = {"bsnn": f"integrate-and-fire, surrogate delta {mcfg.delta}",
+                  "bnn": "sign activations, straight-through gradient for x in [-1, 1]",
+                  "float": "ReLU, full-precision weights (distillation teacher; not for the chip)"}[mcfg.kind]
+    extra = ""
+    if tr.get("teacher"):
+        extra += (f"; knowledge distillation from `{tr['teacher']}` (weight {tr.get('kd_alpha')}, "
+                  f"temperature {tr.get('kd_temperature')})")
+    if tr.get("init"):
+        extra += f"; initialised from `{tr['init']}` (latent binary weights sign(w) * alpha)"
+    if tr.get("hw_aware"):
+        extra += (f"; **hardware-aware**: every binary MAC ran through a sampled chip instance of `{tr['hw_aware']}` "
+                  f"(a fresh chip every {tr.get('hw_resample')} step(s); straight-through gradient)")
     poisson = f", Poisson seed {m['eval_seed']}" if spiking else ""
     rates = ", ".join(f"L{k}: {v:.3f}" for k, v in m["spike_rates"].items())
     text = f"""# Model card: {mcfg.kind.upper()} VGG11 on {d['dataset']}
@@ -35,7 +45,7 @@ def write_model_card(out: Path, cfg, meta: dict, mcfg) -> Path:
 | seed | {tr['seed']} |
 | epochs | {tr['epochs_done']} of {tr['epochs']} |
 | optimiser | {tr['optimizer']}, lr {tr['lr']}, {tr['schedule']} schedule (warm-up {tr.get('warmup_epochs')} epochs), batch {tr['batch_size']}, weight decay {tr.get('weight_decay')} on full-precision weights only, precision {tr['precision']} |
-| recipe | augmentation: random crop (padding {tr.get('crop_padding')}){' + horizontal flip' if tr.get('flip') else ''}; {activation}; latent binary weights clipped to [-1, 1]; batch-norm bias of layers before OR-pooling initialised to {tr.get('pool_bn_bias_init')} |
+| recipe | augmentation: random crop (padding {tr.get('crop_padding')}){' + horizontal flip' if tr.get('flip') else ''}; {activation}; latent binary weights clipped to [-1, 1]; batch-norm bias of layers before OR-pooling initialised to {tr.get('pool_bn_bias_init')}{extra} |
 | wall time | {tr['wall_time_s'] / 60:.1f} min on {tr['device']} (torch threads at the end: {tr['threads']}) |
 | **test accuracy** | **{100 * m['test_accuracy']:.2f} %** ({m['test_images']} images{poisson}) |
 | firing rates | {rates} |

@@ -10,9 +10,10 @@ models (:mod:`imcnoise.imc.physics.devices`), and everything after the bit line 
 sense path.
 
 A chip instance is defined by its seed: every programming draw is made under torch's generator
-seeded with ``program_seed(chip_seed, layer, row_tile, col_tile)``, the sense-amp offsets and
-buffer gains from ``derive_seed(chip_seed, "periphery", layer)``, and per-read noise from streams
-keyed by image index (:mod:`imcnoise.imc.physics.noise`), so results do not depend on batching.
+seeded with ``program_seed(chip_seed, layer, row_tile, col_tile)``, the comparator offsets and
+buffer gains from ``derive_seed(chip_seed, "periphery", layer)``, reference columns from
+``derive_seed(chip_seed, "reference", ...)``, and per-read noise from counter-based streams keyed
+by image index (:mod:`imcnoise.imc.physics.noise`), so results do not depend on batching.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import torch.nn.functional as F
 from ..config import AnalogConfig
 from ..physics.cell import squared_conductance, target_conductances
 from ..physics.devices import program_seed
-from ..physics.sense import draw_periphery
 from ..program import ChipProgram, LayerMap, XnorLayer
 from . import layouts as lay
 from .analog import AnalogEngine
@@ -74,7 +74,8 @@ class AnalogChip(AnalogEngine):
     @torch.no_grad()
     def program_chip(self, chip_seed: int) -> None:
         """(Re)draw this chip instance: programming noise (aihwkit ``program_weights``), drift to
-        ``t_inference_s``, and the static periphery (sense-amp offsets, buffer gains)."""
+        ``t_inference_s``, the static periphery (comparator offsets, buffer gains) and the
+        calibration of every line."""
         self.chip_seeds = [int(chip_seed)]
         t_inf = self.config.t_inference_s
         for layer in self.program.xnor_layers:
@@ -86,8 +87,8 @@ class AnalogChip(AnalogEngine):
                         tile.program_weights()  # from the stored reference (target) conductances
                         if t_inf > 0:
                             tile.drift_weights(t_inf)
-            self.periphery[layer.index] = draw_periphery(self.config, self.chip_seed, layer.index, m.n_col_tiles,
-                                                         layer.rows, self.device)
+            self.state[layer.index] = self.chip_state(self.chip_seed, layer,
+                                                      [self.conductances(layer.index, c) for c in range(m.n_col_tiles)])
 
     def conductances(self, layer_index: int, col_tile: int) -> torch.Tensor:
         """Programmed normalised conductances ``[rows, 2*cells]`` of one column tile (all row tiles)."""
@@ -103,16 +104,16 @@ class AnalogChip(AnalogEngine):
         c0, c1 = m.col_tiles[c]
         return bits[:, None, c0:c1].float()
 
-    def tile_currents(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
+    def tile_currents(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> list[torch.Tensor]:
         m = self.maps[layer.index]
-        per_tile = []
+        out = []
         for c in range(m.n_col_tiles):
             x = self._tile_inputs(layer, m, c, bits[:, 0])
             n, L, cells = x.shape
             drive = torch.cat([x, 1 - x], dim=2).reshape(n * L, 2 * cells)  # A lines: o, B lines: 1 - o
             if squared:
-                out = drive @ squared_conductance(self.conductances(layer.index, c)).to(self.device).T
+                i = drive @ squared_conductance(self.conductances(layer.index, c)).to(self.device).T
             else:
-                out = torch.cat([row[c](drive) for row in self.tiles[layer.index]], dim=1)
-            per_tile.append(out.view(n, L, -1))
-        return torch.stack(per_tile, dim=2).unsqueeze(1)  # [N, K=1, L, tiles, rows]
+                i = torch.cat([row[c](drive) for row in self.tiles[layer.index]], dim=1)
+            out.append(i.view(n, 1, L, -1))  # [N, K=1, L, rows]
+        return out

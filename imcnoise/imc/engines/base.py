@@ -25,6 +25,7 @@ from ...models.inputs import pad_images
 from ...models.metrics import EvalResult, iter_batches
 from ...models.neurons import if_multistep, neuronal_charge, neuronal_fire, neuronal_reset
 from ...models.vgg import Recording
+from ...runtime import compiled
 from ..program import ChipProgram, DigitalLayer, XnorLayer
 from . import layouts as lay
 from .ideal import IdealArray
@@ -42,25 +43,38 @@ class Pass:
 
 def folded_neuron(dot: torch.Tensor, T: int, gain: torch.Tensor | None, bias: torch.Tensor, theta_hat: torch.Tensor,
                   neuron: str) -> torch.Tensor:
-    """The folded neuron of Alg. 2 on DOTS ``[T*B, K, L, rows]`` -> float32 outputs ``[T, B, K, L, rows]``.
+    """The folded neuron of Alg. 2 on DOTS ``[T*B, K, L, rows]`` -> float32 outputs ``[T, B, K, L, rows]``
+    and each chip's number of 1s (``[K]``, int64).
 
     "if" (B-SNN): charge v_hat += gain*dot - bias, fire iff v_hat > theta_hat, soft reset by
     theta_hat (the phases of :mod:`imcnoise.models.neurons`, in fp64). "sign" (BNN): out =
     gain*dot - bias > theta_hat. ``gain``/``bias``/``theta_hat`` are per row (last axis);
-    ``gain`` None means all ones.
+    ``gain`` None means all ones. Dot products are whole counts (exact in float32). Runs as one
+    compiled loop: its products (gain in {0, 1}, spike x theta) are exact, so compiled and eager
+    results are identical.
     """
-    d = dot.view(T, -1, *dot.shape[1:])
-    if neuron == "sign":
-        v = d.double() if gain is None else gain * d.double()
-        return (v - bias > theta_hat).float()
+    kernel = _sign_kernel if neuron == "sign" else _if_kernel
+    return kernel(dot.float().view(T, -1, *dot.shape[1:]), gain, bias, theta_hat)
+
+
+@compiled
+def _if_kernel(d: torch.Tensor, gain: torch.Tensor | None, bias: torch.Tensor, theta_hat: torch.Tensor):
     v = torch.zeros(d.shape[1:], dtype=torch.float64, device=d.device)
-    out = torch.empty(d.shape, dtype=torch.float32, device=d.device)
-    for t in range(T):
+    spikes = []
+    for t in range(d.shape[0]):
         neuronal_charge(v, d[t] if gain is None else gain * d[t], bias)
         fired = neuronal_fire(v, theta_hat)
-        out[t] = fired
+        spikes.append(fired.float())
         neuronal_reset(v, fired, theta_hat)
-    return out
+    out = torch.stack(spikes)
+    return out, out.sum(dim=(0, 1, 3, 4), dtype=torch.int64)
+
+
+@compiled
+def _sign_kernel(d: torch.Tensor, gain: torch.Tensor | None, bias: torch.Tensor, theta_hat: torch.Tensor):
+    v = d.double() if gain is None else gain * d.double()
+    out = (v - bias > theta_hat).float()
+    return out, out.sum(dim=(0, 1, 3, 4), dtype=torch.int64)
 
 
 @dataclass
@@ -70,23 +84,25 @@ class ErrorStats:
     reads: dict[int, int] = field(default_factory=dict)
     sum_err: dict[int, float] = field(default_factory=dict)
     sum_sq: dict[int, float] = field(default_factory=dict)
+    sum_ideal: dict[int, float] = field(default_factory=dict)
     nonzero: dict[int, int] = field(default_factory=dict)
     max_abs: dict[int, float] = field(default_factory=dict)
 
-    def add(self, layer: int, err: torch.Tensor) -> None:
+    def add(self, layer: int, err: torch.Tensor, ideal: torch.Tensor) -> None:
         e = err.double()
         self.reads[layer] = self.reads.get(layer, 0) + e.numel()
         self.sum_err[layer] = self.sum_err.get(layer, 0.0) + float(e.sum())
         self.sum_sq[layer] = self.sum_sq.get(layer, 0.0) + float((e * e).sum())
+        self.sum_ideal[layer] = self.sum_ideal.get(layer, 0.0) + float(ideal.double().sum())
         self.nonzero[layer] = self.nonzero.get(layer, 0) + int((e != 0).sum())
         self.max_abs[layer] = max(self.max_abs.get(layer, 0.0), float(e.abs().max()) if e.numel() else 0.0)
 
     def table(self) -> dict[int, dict[str, float]]:
+        """Per layer: reads, mean and rms error (LSB), mean ideal count, fraction wrong, largest |error|."""
         out = {}
         for l, n in self.reads.items():
-            mean = self.sum_err[l] / n
-            out[l] = {"reads": n, "mean_err": mean, "rms_err": (self.sum_sq[l] / n) ** 0.5,
-                      "frac_wrong": self.nonzero[l] / n, "max_abs_err": self.max_abs[l]}
+            out[l] = {"reads": n, "mean_err": self.sum_err[l] / n, "rms_err": (self.sum_sq[l] / n) ** 0.5,
+                      "mean_ideal": self.sum_ideal[l] / n, "frac_wrong": self.nonzero[l] / n, "max_abs_err": self.max_abs[l]}
         return out
 
 
@@ -167,14 +183,17 @@ class Engine:
         T = x.shape[0]
         first = self.first_layer(x)
         if recordings is not None:
+            ones = int(torch.count_nonzero(first))  # shared by every chip: counted once
             for r in recordings:
-                r.add(p.first.index, first)
+                r.add(p.first.index, first, ones=ones)
         fb = lay.bits_from_nchw(first.flatten(0, 1))
         h0 = lay.or_pool(fb, 2) if p.first.pool_after else fb
+        # residual inputs from the first layer are the same for every chip: mapped once
+        shared = {l.index: lay.residual_input(fb, l) for l in p.xnor_layers if l.residual_from == p.first.index}
         outs = []
         for chips in self.chip_groups():
             recs = None if recordings is None else recordings[chips]
-            outs.append(self._forward(Pass(index, T, chips), h0, fb, recs))
+            outs.append(self._forward(Pass(index, T, chips), h0, shared, recs))
         return torch.cat(outs, dim=0)
 
     def run(self, images_u8: torch.Tensor, index: torch.Tensor, input_seed: int = 0, recording: Recording | None = None):
@@ -183,20 +202,25 @@ class Engine:
             raise ValueError(f"run() is for one chip; this engine holds {self.n_chips} (use run_chips)")
         return self.run_chips(images_u8, index, input_seed, None if recording is None else [recording])[0]
 
-    def _forward(self, ps: Pass, h: torch.Tensor, first: torch.Tensor, recordings) -> torch.Tensor:
+    def _forward(self, ps: Pass, h: torch.Tensor, shared: dict[int, torch.Tensor], recordings) -> torch.Tensor:
         p = self.program
-        kept = {p.first.index: first}
+        kept = {}
         for layer in p.xnor_layers:
             if layer.kind == "fc" and h.dim() == 5:
                 h = lay.flatten_fc(h)
-            slots = [h] if layer.residual_from is None else [h, lay.residual_input(kept.pop(layer.residual_from), layer)]
+            if layer.residual_from is None:
+                slots = [h]
+            else:
+                res = shared.get(layer.index)
+                slots = [h, lay.residual_input(kept.pop(layer.residual_from), layer) if res is None else res]
             dot = self.mac(layer, slots, ps)
             if self.errors is not None:
                 self._add_errors(layer, slots, dot, ps)
-            out = folded_neuron(dot, ps.T, *self._neuron[layer.index], layer.neuron)
+            out, ones = folded_neuron(dot, ps.T, *self._neuron[layer.index], layer.neuron)
             if recordings is not None:
                 for k, r in enumerate(recordings):
-                    r.add(layer.index, lay.to_model_layout(out[:, :, k], layer) if r.keep else out[:, :, k])
+                    a = out[:, :, k]
+                    r.add(layer.index, lay.to_model_layout(a, layer) if r.keep else a, ones=int(ones[k]))
             out = lay.neuron_out_to_bits(out, layer)
             if layer.index in self._sources:
                 kept[layer.index] = out
@@ -217,8 +241,8 @@ class Engine:
 
     def _add_errors(self, layer: XnorLayer, slots: list[torch.Tensor], dot: torch.Tensor, ps: Pass) -> None:
         for i in range(dot.shape[1]):
-            ideal = sum(self.ideal_dot(layer, lay.nchw(s[:, min(i, s.shape[1] - 1)])) for s in slots)
-            self.errors[ps.chips.start + i].add(layer.index, dot[:, i].double() - lay.dots_from_nchw(ideal)[:, 0])
+            ideal = lay.dots_from_nchw(sum(self.ideal_dot(layer, lay.nchw(s[:, min(i, s.shape[1] - 1)])) for s in slots))[:, 0]
+            self.errors[ps.chips.start + i].add(layer.index, dot[:, i].double() - ideal, ideal)
 
 
 @torch.no_grad()

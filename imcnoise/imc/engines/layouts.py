@@ -47,8 +47,14 @@ def or_pool(x: torch.Tensor, k: int) -> torch.Tensor:
     """OR-pool (max-pool of binary values) over H, W of ``[..., H, W, C]`` bits."""
     if k == 1:
         return x
+    if k % 2 == 0 and k > 2:  # OR over k x k = OR of 2 x 2 ORs
+        return or_pool(or_pool(x, 2), k // 2)
     lead = x.shape[:-3]
     h, w, c = x.shape[-3:]
+    if k == 2 and x.is_contiguous():  # the common case: four strided maxima, no permutes
+        v = x.view(-1, h // 2, 2, w // 2, 2, c)
+        y = torch.maximum(torch.maximum(v[:, :, 0, :, 0], v[:, :, 0, :, 1]), torch.maximum(v[:, :, 1, :, 0], v[:, :, 1, :, 1]))
+        return y.view(*lead, h // 2, w // 2, c)
     y = F.max_pool2d(x.reshape(-1, h, w, c).permute(0, 3, 1, 2), k)
     return y.permute(0, 2, 3, 1).reshape(*lead, h // k, w // k, c)
 

@@ -21,6 +21,14 @@ from aihwkit.inference.noise.reram import ReRamWan2022NoiseModel
 from ...seeding import derive_seed
 from ..config import AihwkitPcmDevice, AihwkitReRamDevice, RramDevice, SttMramDevice
 from .cell import XnorPairConverter
+from .noise import normals_at, stream_counters, stream_key, uniforms_at
+
+
+def draw_key() -> int:
+    """A 63-bit key from torch's global generator: the one global draw of a programming call,
+    which the engines seed per sub-array (:func:`program_conductances`, the aihwkit engine); the
+    devices' numbers then come from counter-based streams of that key (:mod:`.noise`)."""
+    return int(torch.randint(0, 2 ** 62, (1,), dtype=torch.int64))
 
 
 class TwoStateNoiseModel(BaseNoiseModel):
@@ -29,6 +37,14 @@ class TwoStateNoiseModel(BaseNoiseModel):
     Programming (drawn once per chip): stuck-at faults, then lognormal device-to-device
     variation around the state's nominal conductance (median = nominal, ``sigma`` = std of
     ln G = std of ln R). Time after programming: :meth:`apply_drift_noise_to_conductance`.
+
+    Common random numbers: every device always draws one uniform (stuck-at) and one standard
+    normal (variation), from counter-based streams keyed by the sub-array's seed (element j of
+    the sub-array is draw j), whatever the probabilities and sigmas; a fault is u below its
+    probability (stuck on: u < p_on; stuck off: u >= 1 - p_off) and the variation is sigma * z. So a
+    chip instance keeps the same underlying draws at every point of a sweep: its conductance
+    errors at two sigmas differ only by the scale, and its stuck devices at a higher fault rate
+    include those at a lower one.
     """
 
     def __init__(self, g_on_us: float, g_off_us: float, sigma_on: float, sigma_off: float,
@@ -38,25 +54,40 @@ class TwoStateNoiseModel(BaseNoiseModel):
         self.sigma_on, self.sigma_off = float(sigma_on), float(sigma_off)
         self.p_stuck_on, self.p_stuck_off = float(p_stuck_on), float(p_stuck_off)
 
-    def programmed_state(self, g_target: torch.Tensor) -> torch.Tensor:
-        """True where the device ends in the on state: its target, unless stuck."""
+    def programmed_state(self, g_target: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        """True where the device ends in the on state: its target, unless stuck (u: uniform draws)."""
         on = g_target > 0.5 * (self.g_on_us + self.g_off_us)
-        if self.p_stuck_on == 0 and self.p_stuck_off == 0:
+        if u is None:
             return on
-        u = torch.rand_like(g_target)
+        # stuck on from the bottom of [0, 1), stuck off from the top: raising either probability only
+        # adds stuck devices (nested fault sets along a sweep)
         stuck_on = u < self.p_stuck_on
-        stuck_off = (u >= self.p_stuck_on) & (u < self.p_stuck_on + self.p_stuck_off)
+        stuck_off = u >= 1.0 - self.p_stuck_off
         return torch.where(stuck_on, True, torch.where(stuck_off, False, on))
 
-    def device_variation(self, on: torch.Tensor) -> torch.Tensor:
-        """Lognormal conductance around each state's nominal value."""
-        z = torch.randn(on.shape, dtype=torch.float64, device=on.device)
-        g = torch.where(on, self.g_on_us * torch.exp(self.sigma_on * z), self.g_off_us * torch.exp(self.sigma_off * z))
-        return g
+    def device_variation(self, on: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        """Lognormal conductance (uS) around each state's nominal value (z: standard normal draws;
+        None: no variation)."""
+        state = on.long()  # 0: off, 1: on -- a lookup keeps the nominal values exact
+        g = torch.tensor([self.g_off_us, self.g_on_us], dtype=torch.float64, device=on.device)[state]
+        if z is None:
+            return g
+        return g * torch.exp(torch.tensor([self.sigma_off, self.sigma_on], dtype=torch.float64, device=on.device)[state] * z)
+
+    def program(self, g_target: torch.Tensor, stuck: torch.Tensor, variation: torch.Tensor) -> torch.Tensor:
+        """Programmed conductances (uS) of targets ``g_target`` (uS) whose draws sit at the stream
+        counters ``stuck`` and ``variation`` (int64, same shape). Counter-based streams: a draw not
+        needed (zero probability or sigma) is not computed, and every other draw stays what it is."""
+        u = uniforms_at(stuck) if self.p_stuck_on + self.p_stuck_off > 0 else None
+        z = normals_at(variation) if self.sigma_on + self.sigma_off > 0 else None
+        return self.device_variation(self.programmed_state(g_target, u), z).to(g_target.dtype)
 
     @torch.no_grad()
     def apply_programming_noise_to_conductance(self, g_target: torch.Tensor) -> torch.Tensor:
-        return self.device_variation(self.programmed_state(g_target)).to(g_target.dtype)
+        key, n = draw_key(), g_target.numel()
+        stuck = stream_counters(stream_key(key, "stuck"), n, g_target.device).view(g_target.shape)
+        variation = stream_counters(stream_key(key, "variation"), n, g_target.device).view(g_target.shape)
+        return self.program(g_target, stuck, variation)
 
     @torch.no_grad()
     def apply_drift_noise_to_conductance(self, g_prog, drift_noise_param, t_inference: float) -> torch.Tensor:
@@ -82,15 +113,22 @@ class RramNoiseModel(TwoStateNoiseModel):
         super().__init__(cfg.g_on_siemens * 1e6, cfg.g_off_siemens * 1e6, cfg.sigma_lrs, cfg.sigma_hrs, cfg.p_stuck_lrs, cfg.p_stuck_hrs)
         self.drift_nu, self.drift_t0_s, self.relaxation_sigma = cfg.drift_nu, cfg.drift_t0_s, cfg.relaxation_sigma
 
-    @torch.no_grad()
-    def apply_drift_noise_to_conductance(self, g_prog, drift_noise_param, t_inference: float) -> torch.Tensor:
+    def drift(self, g_prog: torch.Tensor, t_inference: float, relaxation: torch.Tensor | None) -> torch.Tensor:
+        """Conductances (uS) after ``t_inference`` s; ``relaxation``: stream counters of the spread's draws."""
         if t_inference <= self.drift_t0_s:
             return g_prog
         decades = math.log10(t_inference / self.drift_t0_s)
         g = g_prog * max(0.0, 1.0 - self.drift_nu * decades)
         if self.relaxation_sigma > 0:
-            g = g * torch.exp(self.relaxation_sigma * math.sqrt(decades) * torch.randn_like(g))
+            g = g * torch.exp(self.relaxation_sigma * math.sqrt(decades) * normals_at(relaxation).to(g.dtype))
         return g
+
+    @torch.no_grad()
+    def apply_drift_noise_to_conductance(self, g_prog, drift_noise_param, t_inference: float) -> torch.Tensor:
+        needs = t_inference > self.drift_t0_s and self.relaxation_sigma > 0
+        relax = stream_counters(stream_key(draw_key(), "relaxation"), g_prog.numel(), g_prog.device).view(g_prog.shape) \
+            if needs else None
+        return self.drift(g_prog, t_inference, relax)
 
 
 def make_noise_model(device) -> BaseNoiseModel:
@@ -118,8 +156,34 @@ def program_conductances(noise_model: BaseNoiseModel, target: torch.Tensor, seed
     """Programmed (and drifted) normalised conductances of one sub-array: what aihwkit's
     ``tile.program_weights()`` (+ ``drift_weights(t_inference)``) does to a tile, under ``seed``."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)  # the CPU generator only (torch.manual_seed also queues CUDA seeding)
         g, drift = noise_model.apply_programming_noise(target)
         if t_inference > 0:
             g = noise_model.apply_drift_noise(g, drift, t_inference)
     return g
+
+
+@torch.no_grad()
+def program_many(noise_model: BaseNoiseModel, targets: list[torch.Tensor], seeds: list[int], t_inference: float) -> list[torch.Tensor]:
+    """:func:`program_conductances` of many sub-arrays at once: the same numbers (our device models
+    compute every draw from its sub-array's seed and its position), in a few tensor operations."""
+    if not isinstance(noise_model, TwoStateNoiseModel):
+        return [program_conductances(noise_model, t, s, t_inference) for t, s in zip(targets, seeds)]
+    relax = isinstance(noise_model, RramNoiseModel) and t_inference > noise_model.drift_t0_s and noise_model.relaxation_sigma > 0
+    stuck, variation, relaxation = [], [], []
+    for t, seed in zip(targets, seeds):
+        g = torch.Generator().manual_seed(seed)  # the draws of draw_key() after seeding the CPU generator
+        key = int(torch.randint(0, 2 ** 62, (1,), dtype=torch.int64, generator=g))
+        stuck.append(stream_counters(stream_key(key, "stuck"), t.numel()))
+        variation.append(stream_counters(stream_key(key, "variation"), t.numel()))
+        if relax:
+            relaxation.append(stream_counters(stream_key(int(torch.randint(0, 2 ** 62, (1,), dtype=torch.int64, generator=g)),
+                                                         "relaxation"), t.numel()))
+    conv = noise_model.g_converter
+    flat = torch.cat([t.reshape(-1) for t in targets])
+    g = noise_model.program(conv.convert_to_conductances(flat)[0][0], torch.cat(stuck), torch.cat(variation))
+    g = conv.convert_back_to_weights([g], {})
+    if isinstance(noise_model, RramNoiseModel) and t_inference > 0:  # aihwkit's drift_weights: to uS and back
+        g = noise_model.drift(conv.convert_to_conductances(g)[0][0], t_inference, torch.cat(relaxation) if relax else None)
+        g = conv.convert_back_to_weights([g], {})
+    return [x.view(t.shape) for x, t in zip(g.split([t.numel() for t in targets]), targets)]

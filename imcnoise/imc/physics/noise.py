@@ -1,9 +1,25 @@
-"""Per-read random numbers: a pure function of (chip seed, purpose, layer, column tile, slot, image).
+"""Counter-based random numbers: every draw a pure function of its key and its position.
 
-Every array read draws its dynamic noise (device read noise, kT/C of the held slot, sense-amp
-noise) from streams keyed by what the read is, never by execution order: an image's numbers do
-not depend on which images share its batch, on which chips share its pass, on the engine or on
-the device. So batch sizes, chips per pass, resumed and parallel runs give identical results.
+Per-read noise (device read noise, kT/C of the held slot, sense-amp noise) is keyed by (chip seed,
+purpose, layer, slot) and positioned by (image, time step, read); device programming draws by the
+sub-array's seed and the device's position. A value is computed from its key and position, never
+from a generator's state, so an image's numbers do not depend on which images share its batch,
+on which chips share its pass, on the engine, or on the device (CPU or GPU), and a draw that is
+not needed is simply not computed. Re-runs, resumed runs and parallel runs draw identical numbers.
+
+The generator (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", OOPSLA
+2014: SplitMix64, the generator of Java's ``SplittableRandom``): draw n of stream ``key`` is
+``mix64((key + n) * GAMMA)``. Uniforms take its top 53 bits. Normals take a two-level quantile
+table (:func:`normal_table`, built once in float64): the top 16 bits pick one of 2^16 equal-mass
+bins, Phi^-1((j + 1/2) / 2^16), resolution < 4e-5 sigma near 0; in the two outermost bins the
+next 16 bits pick one of 2^16 sub-bins, so the tails reach +-6.3 sigma (the mass beyond is 1e-10)
+with exact tail probabilities down to 2^-32. Integer arithmetic and table lookups only, so the
+numbers are bit-identical on every device and whether or not the kernels are compiled.
+
+Cost: each kernel runs as ONE fused loop (:class:`imcnoise.runtime.compiled`, ``torch.compile``;
+~50x faster than the ~20 separate eager int64 kernels it replaces); where compilation is
+unavailable (no C++ compiler, or ``IMCNOISE_COMPILE=0``) the same function runs eagerly, with
+identical results.
 """
 
 from __future__ import annotations
@@ -12,53 +28,133 @@ from dataclasses import dataclass
 
 import torch
 
+from ...runtime import compiled
 from ...seeding import derive_seed
 
-_U64 = 0xFFFFFFFFFFFFFFFF
+TABLE_BITS = 16
+_U64 = (1 << 64) - 1
 
 
-def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _U64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _U64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _U64
-    return x ^ (x >> 31)
+def _s64(c: int) -> int:
+    """A 64-bit constant as torch's signed int64 (arithmetic is mod 2**64 either way)."""
+    c &= _U64
+    return c - (1 << 64) if c >= (1 << 63) else c
 
 
-def image_normals(seed: int, image_index: torch.Tensor, per_image: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Standard normals ``[B, per_image]``: one generator stream per (seed, image index).
+GAMMA = _s64(0x9E3779B97F4A7C15)  # SplitMix64's odd increment (golden ratio)
+_M1 = _s64(0xBF58476D1CE4E5B9)
+_M2 = _s64(0x94D049BB133111EB)
 
-    Drawn on the CPU (torch's MT19937) and moved, so every device sees the same values.
-    """
-    idx = image_index.tolist()
-    out = torch.empty(len(idx), per_image, dtype=torch.float32)
-    g = torch.Generator()
-    base = _splitmix64(seed & _U64)
-    for i, ix in enumerate(idx):
-        g.manual_seed(_splitmix64(base ^ (ix & _U64)) & ((1 << 63) - 1))
-        torch.randn(per_image, generator=g, out=out[i])
-    return out.to(device=device if device is not None else image_index.device, dtype=dtype)
+
+def _lsr(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's >> is arithmetic)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def mix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64's finaliser (a bijection of 64-bit integers with good avalanche)."""
+    x = x ^ _lsr(x, 30)
+    x = x * _M1
+    x = x ^ _lsr(x, 27)
+    x = x * _M2
+    return x ^ _lsr(x, 31)
+
+
+@compiled
+def _normals_kernel(first: torch.Tensor, positions: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Standard normals for counters ``first[..., None] + positions`` (int64, broadcast), from the
+    two-level table of :func:`normal_table`."""
+    h = mix64((first.unsqueeze(-1) + positions) * GAMMA)
+    hi = _lsr(h, 64 - TABLE_BITS)
+    lo = _lsr(h, 64 - 2 * TABLE_BITS) & (_BINS - 1)
+    # the outermost bins are refined: entry _BINS + lo of the lower tail (mirrored for the upper one)
+    idx = torch.where(hi == 0, _BINS + lo, torch.where(hi == _BINS - 1, 2 * _BINS - 1 - lo, hi))
+    z = table[idx]
+    return torch.where(hi == _BINS - 1, -z, z)
+
+
+@compiled
+def _uniforms_kernel(first: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Uniforms on [0, 1) with 53-bit resolution (float64) for counters ``first[..., None] + positions``."""
+    h = mix64((first.unsqueeze(-1) + positions) * GAMMA)
+    return _lsr(h, 11).double() * 2.0 ** -53
+
+
+_BINS = 1 << TABLE_BITS
+_TABLES: dict[tuple, torch.Tensor] = {}
+
+
+def normal_table(device=None, dtype=torch.float32) -> torch.Tensor:
+    """The two-level quantile table: entries j < 2^16 are Phi^-1((j + 1/2) / 2^16) (entries 0 and
+    2^16 - 1 unused), entries 2^16 + k are Phi^-1((k + 1/2) / 2^32), the lowest bin in 2^16 parts."""
+    dev = torch.device(device or "cpu")
+    key = (str(dev), dtype)
+    if key not in _TABLES:
+        j = torch.arange(_BINS, dtype=torch.float64)
+        q = torch.cat([(j + 0.5) / _BINS, (j + 0.5) / _BINS ** 2])
+        _TABLES[key] = torch.special.ndtri(q).to(dtype).to(dev)
+    return _TABLES[key]
+
+
+def counter_normals(keys: torch.Tensor, first: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Normals ``[*first.shape, len(positions)]`` (float32) of streams: value j of row i is draw
+    ``first[i] + positions[j]`` of the stream whose key ``keys`` broadcasts against ``first``."""
+    return _normals_kernel(first + keys, positions, normal_table(first.device))
+
+
+def stream_counters(key: int, n: int, device=None) -> torch.Tensor:
+    """Counters of draws 0 .. n-1 of the stream ``key`` (int64)."""
+    return key + torch.arange(n, dtype=torch.int64, device=device)
+
+
+def normals_at(counters: torch.Tensor) -> torch.Tensor:
+    """Standard normals (float64) at the given stream counters (any shape)."""
+    zero = torch.zeros(1, dtype=torch.int64, device=counters.device)
+    z = _normals_kernel(counters.reshape(-1), zero, normal_table(counters.device, torch.float64))
+    return z.view(counters.shape)
+
+
+def uniforms_at(counters: torch.Tensor) -> torch.Tensor:
+    """Uniforms on [0, 1) (float64, 53-bit) at the given stream counters (any shape)."""
+    zero = torch.zeros(1, dtype=torch.int64, device=counters.device)
+    return _uniforms_kernel(counters.reshape(-1), zero).view(counters.shape)
+
+
+def stream_key(*keys) -> int:
+    """A 64-bit stream key (as int64) for a purpose, from :func:`imcnoise.seeding.derive_seed`."""
+    return _s64(derive_seed(*keys) * 0x9E3779B97F4A7C15)
 
 
 @dataclass
 class ReadNoise:
-    """Normals for every read of one layer of the chips ``chip_seeds`` on a batch of images.
+    """Normals for every read of one column tile of one layer of the chips ``chip_seeds``, on a
+    batch of images (``index``: their data-set indices, ``[B]``; ``T`` time steps).
 
-    ``index``: data-set indices of the images (``[B]``); ``T``: time steps. :meth:`normals`
-    returns one value per read in the reads layout ``[T*B, K, L, tiles, rows]``
-    (:mod:`imcnoise.imc.engines.layouts`).
+    :meth:`normals` returns one value per read in the reads layout of a tile ``[T*B, K, L, rows]``
+    (:mod:`imcnoise.imc.engines.layouts`); the value of a read depends only on (chip seed, purpose,
+    layer, slot, image index, t, position, tile, row): the read's counter is
+    ((index * T + t) * L + position) * tiles + tile) * rows + row, whether the tiles of a layer
+    are sensed together or one by one.
     """
 
     chip_seeds: list[int]
     layer: int
     index: torch.Tensor
     T: int
+    tile: int = 0
+    tiles: int = 1
 
     def normals(self, purpose: str, slot: int, shape: tuple, device=None) -> torch.Tensor:
-        _, K, L, nt, rows = shape
-        B = self.index.shape[0]
-        out = torch.empty(self.T, B, K, L, nt, rows, device=device)
-        for k, chip in enumerate(self.chip_seeds):
-            for c in range(nt):
-                z = image_normals(derive_seed(chip, purpose, self.layer, c, slot), self.index, self.T * rows * L, device)
-                out[:, :, k, :, c, :] = z.view(B, self.T, rows, L).permute(1, 0, 3, 2)
-        return out.view(self.T * B, K, L, nt, rows)
+        N, K, L, rows = shape
+        dev = torch.device(device) if device is not None else self.index.device
+        per_sample = L * self.tiles * rows
+        keys = torch.tensor([stream_key(chip, "read-noise", purpose, self.layer, slot) for chip in self.chip_seeds],
+                            dtype=torch.int64, device=dev)  # [K]
+        idx = self.index.to(device=dev, dtype=torch.int64)
+        t = torch.arange(self.T, dtype=torch.int64, device=dev)
+        first = (idx.view(1, -1) * self.T + t.view(-1, 1)) * per_sample  # [T, B]: counter of each sample's first read
+        l = torch.arange(L, dtype=torch.int64, device=dev).view(-1, 1)
+        r = torch.arange(rows, dtype=torch.int64, device=dev).view(1, -1)
+        positions = ((l * self.tiles + self.tile) * rows + r).view(-1)
+        z = counter_normals(keys.view(1, 1, K), first.unsqueeze(-1), positions)  # [T, B, K, L*rows]
+        return z.view(N, K, L, rows)

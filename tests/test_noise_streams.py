@@ -1,0 +1,110 @@
+"""Counter-based random numbers and compiled kernels (issue 12): statistics, keys, exactness."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from scipy import stats
+
+from imcnoise.imc.engines.base import folded_neuron
+from imcnoise.imc.physics import noise
+from imcnoise.imc.physics.noise import ReadNoise, normal_table, normals_at, stream_counters, stream_key, uniforms_at
+from imcnoise.runtime import compiled
+
+N = 2_000_000
+
+
+def _z(key=7, n=N):
+    return normals_at(stream_counters(stream_key(key, "test"), n))
+
+
+def test_normals_have_the_moments_and_tails_of_a_standard_normal():
+    z = _z()
+    assert abs(float(z.mean())) < 5 / math.sqrt(N)
+    assert abs(float(z.std()) - 1) < 5 / math.sqrt(2 * N)
+    assert abs(float(stats.skew(z.numpy()))) < 5 * math.sqrt(6 / N)
+    assert abs(float(stats.kurtosis(z.numpy()))) < 5 * math.sqrt(24 / N)
+    for k in (1.0, 2.0, 3.0, 4.0):  # two-sided tail masses, binomial bounds
+        p = 2 * stats.norm.sf(k)
+        got = float((z.abs() > k).double().mean())
+        assert abs(got - p) < 5 * math.sqrt(p * (1 - p) / N) + 1 / 2 ** 16, k
+    # the refined outer bins reach beyond the main table's 4.17 sigma, to 6.3 sigma
+    t = normal_table(dtype=torch.float64)
+    assert float(t[2 ** 16:].min()) < -6.3 and float(t[1:2 ** 16 - 1].min()) > -4.2
+    assert float(z.abs().max()) > 4.5  # 2 M draws: P(|z| > 4.5) * N ~ 14
+    assert stats.kstest(z[:200_000].numpy(), "norm").pvalue > 1e-4
+
+
+def test_uniforms_are_uniform():
+    u = uniforms_at(stream_counters(stream_key(3, "u"), N))
+    assert float(u.min()) >= 0 and float(u.max()) < 1
+    assert abs(float(u.mean()) - 0.5) < 5 * math.sqrt(1 / 12 / N)
+    counts = torch.histc(u.float(), bins=100, min=0, max=1)
+    assert stats.chisquare(counts.numpy()).pvalue > 1e-4
+    for p in (1e-4, 1e-3, 0.01):  # fault probabilities: exact tail masses
+        assert abs(float((u < p).double().mean()) - p) < 5 * math.sqrt(p / N)
+
+
+def test_streams_are_independent_across_keys_and_along_positions():
+    n = 200_000
+    keys = [stream_key(1, "read-noise", "ktc", 3, 0), stream_key(2, "read-noise", "ktc", 3, 0),
+            stream_key(1, "read-noise", "sense", 3, 0), stream_key(1, "read-noise", "ktc", 4, 0),
+            stream_key(1, "read-noise", "ktc", 3, 1)]
+    zs = torch.stack([normals_at(stream_counters(k, n)) for k in keys])
+    c = torch.corrcoef(zs)
+    assert float(c[~torch.eye(len(keys), dtype=torch.bool)].abs().max()) < 5 / math.sqrt(n)
+    z = zs[0]
+    for lag in (1, 2, 7, 64):
+        r = float(torch.corrcoef(torch.stack([z[:-lag], z[lag:]]))[0, 1])
+        assert abs(r) < 5 / math.sqrt(n), lag
+
+
+def test_read_noise_depends_only_on_the_read_not_on_batching_or_tiling():
+    """A read's value is a function of (chip, purpose, layer, slot, image, t, position, tile, row)."""
+    full = ReadNoise([11, 12], layer=5, index=torch.arange(10, 16), T=3, tile=1, tiles=3)
+    z = full.normals("ktc", 0, (18, 2, 4, 8))  # [T*B, K, L, rows]
+    part = ReadNoise([12], layer=5, index=torch.tensor([13, 14]), T=3, tile=1, tiles=3).normals("ktc", 0, (6, 1, 4, 8))
+    zz = z.view(3, 6, 2, 4, 8)[:, 3:5, 1:2].reshape(6, 1, 4, 8)  # images 13, 14 of chip 12
+    assert torch.equal(part, zz)
+    other_tile = ReadNoise([11, 12], layer=5, index=torch.arange(10, 16), T=3, tile=2, tiles=3).normals("ktc", 0, (18, 2, 4, 8))
+    assert not torch.equal(other_tile, z)
+    assert not torch.equal(full.normals("ktc", 1, (18, 2, 4, 8)), z)  # slot
+    assert not torch.equal(full.normals("sense", 0, (18, 2, 4, 8)), z)  # purpose
+
+
+def test_compiled_kernels_equal_eager_ones_bit_for_bit():
+    first = torch.randint(0, 2 ** 62, (3, 5, 1))
+    pos = torch.arange(4000)
+    table = normal_table()
+    assert torch.equal(noise._normals_kernel(first, pos, table), noise._normals_kernel.fn(first, pos, table))
+    assert torch.equal(noise._uniforms_kernel(first, pos), noise._uniforms_kernel.fn(first, pos))
+    # the folded neuron: fp64 charge / fire / reset, compiled and eager
+    from imcnoise.imc.engines import base
+
+    g = torch.Generator().manual_seed(0)
+    dot = torch.randint(0, 200, (8 * 6, 2, 9, 16), generator=g).float()
+    bias = torch.rand(16, generator=g, dtype=torch.float64) * 100
+    theta = torch.rand(16, generator=g, dtype=torch.float64) * 30 + 0.5
+    gain = (torch.rand(16, generator=g) > 0.2).double()
+    for kernel in (base._if_kernel, base._sign_kernel):
+        for gn in (None, gain):
+            d = dot.view(8, 6, 2, 9, 16)
+            a, ones_a = kernel(d, gn, bias, theta)
+            b, ones_b = kernel.fn(d, gn, bias, theta)
+            assert torch.equal(a, b) and torch.equal(ones_a, ones_b)
+    out, ones = folded_neuron(dot, 8, None, bias, theta, "if")
+    assert out.shape == (8, 6, 2, 9, 16) and torch.equal(ones, out.sum(dim=(0, 1, 3, 4)).long())
+
+
+def test_compiled_falls_back_to_eager_when_compilation_is_off(monkeypatch):
+    monkeypatch.setenv("IMCNOISE_COMPILE", "0")
+    f = compiled(lambda x: x * 2 + 1)
+    assert f._failed and torch.equal(f(torch.arange(3)), torch.tensor([1, 3, 5]))
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_numbers_are_the_same_on_every_device(device):
+    c = stream_counters(stream_key(5, "d"), 10_000)
+    assert torch.equal(normals_at(c.to(device)).cpu(), normals_at(c))
