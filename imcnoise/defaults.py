@@ -95,3 +95,28 @@ BUFFER_CAPACITANCE_F = 100e-15
 BUFFER_HOLD_TIME_S = 10e-9  # one time slot; assumption
 BUFFER_LEAK_RESISTANCE_OHM = float("inf")  # droop V(t) = V0 exp(-t / (R C)); default no leakage
 BUFFER_GAIN_SIGMA = 0.0  # static per-column gain mismatch of the hold/add path
+
+# --- energy and latency (imcnoise/imc/physics/energy.py)
+# Read window of one array read (the integrator's integration time; for the auto / TIA stages the
+# time the row current flows): 10 ns, a typical analog IMC macro read cycle (assumption).
+READ_TIME_S = 10e-9
+# Input line capacitance per cell crossed (wire ~0.2 fF/um at a ~0.5 um cell pitch, NeuroSim-style
+# wire model; assumption): a line crossing a sub-array's rows is charged to V_read once per read.
+LINE_CAPACITANCE_PER_CELL_F = 0.1e-15
+# ADC energy by resolution, Walden figure of merit E = FoM * 2**bits: SAR ADCs reach ~1-10
+# fJ/conversion-step (B. Murmann, "ADC Performance Survey 1997-2024", Stanford) (unconfirmed);
+# 5 fJ/step: a 10-bit column conversion costs 5 pJ.
+ADC_FOM_J_PER_STEP = 5e-15
+# Digital operations at 45 nm (M. Horowitz, "Computing's energy problem (and what we can do about
+# it)", ISSCC 2014): 8-bit integer add 0.03 pJ, 32-bit add 0.1 pJ; 32-bit float add 0.9 pJ,
+# 32-bit float multiply 3.7 pJ. A 16-bit add (membrane / partial-sum accumulation): 0.05 pJ,
+# between the 8- and 32-bit figures.
+E_ADD16_J = 0.05e-12
+E_FP32_ADD_J = 0.9e-12
+E_FP32_MULT_J = 3.7e-12
+# Poisson input: a 16-bit LFSR step and a comparison per pixel and time step (assumption: ~0.1 pJ,
+# two 16-bit add-equivalents).
+E_POISSON_J = 0.1e-12
+# Digital layers (first, output) on a 256-lane MAC array at 1 GHz (assumption), for the latency.
+DIGITAL_LANES = 256
+DIGITAL_CLOCK_HZ = 1e9

@@ -38,6 +38,7 @@ def cifar10_jpeg_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Keep the decode cache out of the user's home, shared across one test session."""
+    """Keep the decode cache out of the user's home, shared across one test session; never download."""
     cache = tmp_path_factory.getbasetemp() / "imcnoise-cache"
     monkeypatch.setenv("IMCNOISE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("IMCNOISE_OFFLINE", "1")

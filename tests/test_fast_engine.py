@@ -74,10 +74,20 @@ def test_grouped_gpu_code_path_gives_the_same_results(kind):
         assert torch.equal(a.predictions, b.predictions) and a.spike_rates == b.spike_rates
 
 
-def test_auto_k_is_bounded():
-    prog = fold_model(calibrated_model("bsnn"))
-    k = auto_k(prog, 100, torch.device("cpu"))
-    assert 1 <= k <= 64
+def test_auto_k_fits_the_chips_into_a_quarter_of_the_free_gpu_memory(monkeypatch):
+    """On CUDA, K is what fits in 25 % of the free memory, from the largest layer's bytes per chip
+    (with the column tiles of the mapping); on the CPU chips run one by one: the cap."""
+    from imcnoise.imc import ArrayConfig, map_layer
+    from imcnoise.imc.engines.fast import chip_bytes_per_sample
+
+    prog = fold_model(calibrated_model("bsnn", width=0.5))  # 0.5: layers with more channels than one tile holds
+    arr = ArrayConfig()
+    per_chip = max(chip_bytes_per_sample(l, map_layer(l, arr)) for l in prog.xnor_layers) * prog.timesteps * 100
+    assert any(map_layer(l, arr).n_col_tiles > -(-l.cols // 256) for l in prog.xnor_layers)  # 252-cell tiles counted
+    for free, want in ((per_chip * 40, 10), (per_chip * 3, 1), (per_chip * 10 ** 6, 64)):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, free=free: (free, 2 * free))
+        assert auto_k(prog, 100, torch.device("cuda"), arr) == want
+    assert auto_k(prog, 100, torch.device("cpu")) == 64
 
 
 def test_shipped_scenario_fast_equals_aihwkit_for_all_trials(tmp_path):

@@ -163,6 +163,22 @@ def test_fused_residual_equals_separate_macs(kind):
 
 
 def test_batch_norm_is_shared_across_time_steps():
+    """One mu, sigma per channel over all T x B samples of a step (not one per time step): the
+    running statistics after one training-mode pass are the moments of the whole [T*B] batch."""
     model = BinaryVGG11(ModelConfig(width=0.125, timesteps=4, in_channels=1))
     bn = model.norms[1]
     assert bn.running_mean.shape == (model.plan[1].out_features,)  # one mu, sigma per channel, not per t
+    seen = {}
+    model.layers[1].register_forward_hook(lambda mod, inp, out: seen.setdefault("z", out.detach().clone()))
+    bn.momentum = 1.0  # running stats = this batch's
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        model((torch.rand(4, 6, 1, 32, 32, generator=g) < 0.3).float())
+    z = seen["z"]  # [T*B, C, H, W]: every time step of every image
+    assert z.shape[0] == 4 * 6
+    torch.testing.assert_close(bn.running_mean, z.mean(dim=(0, 2, 3)))
+    n = z.numel() / z.shape[1]
+    torch.testing.assert_close(bn.running_var, z.var(dim=(0, 2, 3), unbiased=False) * n / (n - 1))
+    per_t = z.view(4, 6, *z.shape[1:]).mean(dim=(1, 3, 4))  # the time steps differ: sharing matters
+    assert float((per_t - per_t.mean(0)).abs().max()) > 1e-3

@@ -199,24 +199,44 @@ def sweep(
     chips: Optional[int] = typer.Option(None, help="chip instances per pass of the fast engine (default: from memory)"),
     batch_size: Optional[int] = typer.Option(None, help="images per pass"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
-    threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads (of each Dask worker with --workers / --scheduler)"),
+    workers: Optional[int] = typer.Option(None, help="run on a local Dask cluster of N worker processes"),
+    scheduler: Optional[str] = typer.Option(None, help="run on an existing Dask cluster: its scheduler address"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the points, chips and images and an estimated time; run nothing"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ):
     """Monte Carlo sweep: B-SNN vs BNN accuracy over chip instances and noise levels."""
     from ..sweep import ScenarioError, load_scenario, parse_set, prepare, run_sweep, write_report
     from ..sweep.store import StoreMismatch
 
-    _set_threads(threads)
     flags = {"trials": trials, "dataset.limit": limit, "run.engine": engine, "adaptive.ci_target": ci_target,
              "adaptive.min_trials": min_trials, "adaptive.max_trials": max_trials, "run.chips_per_pass": chips,
-             "run.batch_size": batch_size, "run.device": device}
+             "run.batch_size": batch_size, "run.device": device, "run.workers": workers, "run.scheduler": scheduler}
     try:
         overrides = parse_set(set_) + [(k, v) for k, v in flags.items() if v is not None]
+        if (workers is not None or scheduler is not None) and threads is not None:
+            overrides.append(("run.threads_per_worker", threads))
         sc, base = load_scenario(scenario, overrides)
+        cluster = sc.run.workers is not None or sc.run.scheduler is not None
+        if not cluster:
+            _set_threads(threads)
         prep = prepare(sc, base, out)
+        if dry_run:
+            from ..sweep.plan import dry_run as plan
+
+            typer.echo(plan(prep))
+            raise typer.Exit()
         typer.echo(f"{sc.name}: {len(prep.points)} sweep points x {sc.trials if sc.adaptive.ci_target is None else 'adaptive'} "
-                   f"chip instances x 2 models, {sc.run.engine} engine on {prep.device}, output {prep.out}")
-        store = run_sweep(prep, progress=progress, log=typer.echo)
+                   f"chip instances x 2 models, {sc.run.engine} engine on {prep.device}, output {prep.out}"
+                   + (f", Dask: {sc.run.workers} local workers" if sc.run.workers else "")
+                   + (f", Dask scheduler {sc.run.scheduler}" if sc.run.scheduler else ""))
+        if cluster:
+            from ..sweep.distributed import Cluster, run_sweep_distributed
+
+            with Cluster(sc.run.workers, sc.run.scheduler, sc.run.threads_per_worker) as client:
+                store = run_sweep_distributed(prep, client, progress=progress, log=typer.echo)
+        else:
+            store = run_sweep(prep, progress=progress, log=typer.echo)
         store.close()
         res = write_report(prep.out)
     except (ScenarioError, StoreMismatch) as exc:
@@ -225,6 +245,49 @@ def sweep(
     typer.echo(res.get("markdown", "no results"))
     typer.echo("files: " + ", ".join(str(prep.out / f) for f in ("results.sqlite", "trials.parquet", "summary.csv", "summary.md"))
                + "".join(f", {p}" for p in res.get("plots", [])))
+
+
+@app.command()
+def energy(
+    checkpoint: Path = typer.Argument(..., help="model.pt of a B-SNN or BNN"),
+    chip: Optional[Path] = typer.Option(None, help="chip YAML (a scenario's chip: section, or a scenario); default: the default chip"),
+    images: int = typer.Option(100, help="test images whose activity (spikes, array currents) the estimate uses"),
+    chip_seed: int = typer.Option(0, help="the chip instance"),
+    data_dir: Optional[Path] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None),
+):
+    """Energy and latency per inference on a chip, per layer and component (from a measured run)."""
+    from ..data import DataError, load_dataset
+    from ..imc import AnalogConfig, FastChipBatch, evaluate, fold_checkpoint, inference_energy, poisson_rate
+    from ..imc.physics.energy import COMPONENTS
+    from ..models.checkpoint import CheckpointError
+    from ..training.hw_aware import load_chip
+
+    _set_threads(threads)
+    if images < 1:
+        fail(f"--images={images}: must be >= 1")
+    try:
+        program = fold_checkpoint(checkpoint)
+        if program.kind not in ("bsnn", "bnn"):
+            fail(f"{checkpoint}: a {program.kind!r} model does not run on the chip (bsnn or bnn)")
+        cfg = load_chip(chip) if chip is not None else AnalogConfig()
+        data = load_dataset(program.meta["dataset"], "test", data_dir).subset(images)
+    except (ValueError, DataError, CheckpointError) as exc:
+        fail(str(exc))
+    res = evaluate(FastChipBatch(program, cfg, [chip_seed]), data, activity=True, batch_size=50)[0]
+    rep = inference_energy(program, cfg, res.activity, res.spike_rates, poisson_rate(data.images, program.image_size))
+    used = [c for c in COMPONENTS if rep.by_component()[c] > 0]
+    typer.echo(f"{program.kind.upper()} ({checkpoint}) on {cfg.device.model}, chip instance {chip_seed}, "
+               f"{len(data)} test images (accuracy {100 * res.accuracy:.1f} %)\n")
+    typer.echo("| layer | " + " | ".join(f"{c} nJ" for c in used) + " | total nJ |")
+    typer.echo("|---|" + "---|" * (len(used) + 1))
+    for layer, comps in rep.joules.items():
+        typer.echo(f"| {layer} | " + " | ".join(f"{1e9 * comps.get(c, 0.0):.3g}" for c in used)
+                   + f" | {1e9 * sum(comps.values()):.4g} |")
+    tot = rep.by_component()
+    typer.echo("| **total** | " + " | ".join(f"**{1e9 * tot[c]:.4g}**" for c in used) + f" | **{1e9 * rep.total_j:.4g}** |")
+    typer.echo(f"\nenergy per inference {1e9 * rep.total_j:.4g} nJ, latency {1e6 * rep.latency_s:.4g} us, "
+               f"array {rep.array_ops / 1e6:.4g} M ops at {rep.array_tops_per_w:.3g} TOPS/W (array, drivers, ADC, buffer)")
 
 
 @app.command()

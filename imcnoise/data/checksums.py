@@ -30,8 +30,11 @@ def download(url: str, dest: Path, *, md5: str | None = None, timeout: float = 6
     """Download ``url`` to ``dest`` atomically and verify its md5 when given.
 
     The file is written to a temporary name first, so an interrupted or failed download
-    never leaves a partial file where a later run would pick it up.
+    never leaves a partial file where a later run would pick it up. ``IMCNOISE_OFFLINE=1``
+    forbids downloads (the test suite sets it: no test reaches the network).
     """
+    if os.environ.get("IMCNOISE_OFFLINE", "") not in ("", "0"):
+        raise DataError(dest, f"not downloading {url}: downloads are off (IMCNOISE_OFFLINE is set)")
     import requests  # imported lazily: only needed where a network exists
 
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ _API = {
     # physics
     "make_noise_model": "physics.devices", "target_conductances": "physics.cell", "nominal_off_ratio": "physics.cell",
     "GRID": "physics.cell", "PeripheryDraw": "physics.sense", "ReadNoise": "physics.noise", "sense": "physics.sense",
+    "inference_energy": "physics.energy", "poisson_rate": "physics.energy", "EnergyReport": "physics.energy",
     # engines
     "Engine": "engines.base", "evaluate": "engines.base", "ErrorStats": "engines.base",
     "XnorEngine": "engines.integer", "evaluate_xnor": "engines.integer",

@@ -170,7 +170,9 @@ class SenseAmpConfig(_Strict):
     stage: Literal["auto", "integrator", "tia"] = Field("auto", description="how the transimpedance Z is given")
     supply_v: float = phys(D.SUPPLY_V, 0.3, 5.0, "V", "supply of the sense stage")
     full_scale_v: float = phys(D.SA_FULL_SCALE_V, 0.01, 5.0, "V", "sense-node swing of 2 slots x a full row of on-state cells (stage: auto)", lo_open=True)
-    integration_time_s: float = phys(10e-9, 1e-12, 1e-3, "s", "integration time (stage: integrator)", lo_open=True)
+    integration_time_s: float = phys(D.READ_TIME_S, 1e-12, 1e-3, "s", "integration time of one array read (stage integrator: "
+                                     "with the capacitor it sets Z; every stage: the read window of energy and latency)",
+                                     lo_open=True)
     integration_capacitance_f: float = phys(1e-12, 1e-16, 1e-8, "F", "integrating capacitor (stage: integrator)", lo_open=True)
     feedback_resistance_ohm: float = phys(1e3, 0.1, 1e9, "Ohm", "feedback resistance (stage: tia)", lo_open=True)
     offset_sigma_v: Optional[float] = phys(None, 0.0, 0.5, "V", "static comparator offset per output line, std", optional=True)

@@ -17,6 +17,7 @@ class EvalResult:
     predictions: torch.Tensor | None = None
     errors: dict[int, dict[str, float]] | None = None  # engines with error statistics: per layer
     seconds: float | None = None
+    activity: dict | None = None  # analog engines, on request: per binary layer, what the array did per inference
 
     def to_dict(self) -> dict:
         d = {"accuracy": self.accuracy, "correct": self.correct, "n": self.n,

@@ -34,9 +34,11 @@ def trials_frame(store: ResultsStore) -> pd.DataFrame:
     # every result-defining value of the point (chip, inference, data), plus its case name
     configs = [{**flatten(json.loads(c)), **({CASE: p[CASE]} if CASE in p else {})} for c, p in zip(df.pop("config"), params)]
     rates = [json.loads(s) for s in df.pop("spike_rates")]
+    energy = [json.loads(s) if isinstance(s, str) else {} for s in df.pop("energy")] if "energy" in df else []
     out = pd.concat([df.reset_index(drop=True),
                      pd.DataFrame(configs).add_prefix("param.").reset_index(drop=True),
-                     pd.DataFrame([{f"rate.L{k}": v for k, v in r.items()} for r in rates]).reset_index(drop=True)], axis=1)
+                     pd.DataFrame([{f"rate.L{k}": v for k, v in r.items()} for r in rates]).reset_index(drop=True),
+                     pd.DataFrame([{f"energy_nj.{k}": v for k, v in e.items()} for e in energy]).reset_index(drop=True)], axis=1)
     out.attrs["axes"] = list(params[0].keys()) if params else []
     return out
 
@@ -79,6 +81,9 @@ def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None 
             v = g.loc[g.model == m, "accuracy"].to_numpy()
             mean, sd, lo, hi = _ci(v)
             row = {**base, "model": m, "mean": mean, "std": sd, "ci95_low": lo, "ci95_high": hi, "n": len(v)}
+            for col in ("energy_nj", "latency_us"):
+                if col in g and g.loc[g.model == m, col].notna().any():
+                    row[col] = float(g.loc[g.model == m, col].mean())
             errs = [read_errors(e) for e in g.loc[g.model == m, "errors"] if isinstance(e, str)] if "errors" in g else []
             if errs:
                 row["err_mean_lsb"] = float(np.mean([e[0] for e in errs]))
@@ -107,6 +112,11 @@ def load_results(directory: str | Path) -> dict[str, pd.DataFrame]:
         trials = trials_frame(store)
         axes = _axes(store)
         stops = pd.read_sql_query("SELECT * FROM stops", store.db).set_index("point")
+        if not trials.empty and not stops.empty:
+            # a point's table is its first `trials` chip instances: rows a resumed run with fewer trials
+            # (or a tighter stop) left in the store are kept there, not reported
+            kept = trials.point.map(stops["trials"]).fillna(float("inf"))
+            trials = trials[trials.trial < kept].reset_index(drop=True)
         per_model, paired = summarize(trials, axes, stops) if not trials.empty else (pd.DataFrame(), pd.DataFrame())
         reference = pd.read_sql_query("SELECT model, accuracy, n_images, checkpoint_sha256 FROM reference", store.db)
         scenario = json.loads(store.meta("scenario") or "{}")
@@ -125,16 +135,18 @@ def summary_markdown(res: dict) -> str:
     sc = res["scenario"].get("scenario", {})
     refs = {r.model: r.accuracy for r in ref.itertuples()}
     errs = "err_rms_lsb" in per_model.columns
+    energy = "energy_nj" in per_model.columns
     head = [f"# Sweep `{sc.get('name', '?')}`", "", sc.get("description", "").strip(), "",
             f"Data: {sc.get('dataset', {}).get('name')} / {sc.get('dataset', {}).get('split')}, "
             f"{int(ref.n_images.iloc[0]) if len(ref) else '?'} images. Engine: {sc.get('run', {}).get('engine')}. "
             f"Noise-free (ideal chip) accuracy: B-SNN {_fmt_pct(refs.get('bsnn'))} %, BNN {_fmt_pct(refs.get('bnn'))} %.",
             "", "Accuracy in % (mean over chip instances, 95 % CI); difference = B-SNN - BNN on the same chip "
             "instances (paired), with a paired t-test p-value."
-            + (" err: mean / rms sensed-count error per array read (LSB, all binary layers), B-SNN | BNN." if errs else ""),
+            + (" err: mean / rms sensed-count error per array read (LSB, all binary layers), B-SNN | BNN." if errs else "")
+            + (" nJ: energy per inference on the chip (imcnoise/imc/physics/energy.py), B-SNN | BNN." if energy else ""),
             ""]
     cols = [a.split(".")[-1] for a in axes]
-    extra = ["err B-SNN", "err BNN"] if errs else []
+    extra = (["err B-SNN", "err BNN"] if errs else []) + (["nJ B-SNN", "nJ BNN"] if energy else [])
     lines = ["| " + " | ".join(cols + ["B-SNN", "BNN", "B-SNN - BNN [95% CI]", "p (t)", "n"] + extra + ["stop"]) + " |",
              "|" + "---|" * (len(cols) + 6 + len(extra))]
     pm = per_model.set_index(["point", "model"])
@@ -147,7 +159,7 @@ def summary_markdown(res: dict) -> str:
             f"{100 * r.diff_mean:+.2f}" if r.n_pairs else "n/a")
         p = "n/a" if math.isnan(r.ttest_rel_p) else f"{r.ttest_rel_p:.2g}"
         stop = getattr(r, "stop_reason", "") if "stop_reason" in paired.columns else ""
-        ecells = [err(b), err(n)] if errs else []
+        ecells = ([err(b), err(n)] if errs else []) + ([f"{b['energy_nj']:.0f}", f"{n['energy_nj']:.0f}"] if energy else [])
         lines.append("| " + " | ".join(vals + [cell(b), cell(n), diff, p, str(r.n_pairs)] + ecells + [str(stop)]) + " |")
     return "\n".join(head + lines) + "\n"
 
@@ -232,6 +244,36 @@ def plot_cases(res: dict, out: Path) -> list[Path]:
     return [f]
 
 
+def plot_energy(res: dict, out: Path) -> list[Path]:
+    """Accuracy vs energy per inference: one marker per sweep point and model (mean over chips)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pm = res["per_model"]
+    if pm.empty or "energy_nj" not in pm:
+        return []
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for m, color in (("bsnn", "tab:blue"), ("bnn", "tab:orange")):
+        s = pm[pm.model == m]
+        ax.errorbar(s["energy_nj"] / 1e3, 100 * s["mean"], yerr=[100 * (s["mean"] - s["ci95_low"].fillna(s["mean"])),
+                    100 * (s["ci95_high"].fillna(s["mean"]) - s["mean"])], fmt="o", color=color, alpha=0.8, capsize=2,
+                    label=f"{MODEL_LABEL[m]} (each sweep point)")
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference on the chip (uJ)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    sc = res["scenario"].get("scenario", {})
+    ax.set_title(f"{sc.get('name', '')}: accuracy vs energy", fontsize=10)
+    fig.tight_layout()
+    f = out / "accuracy_vs_energy.png"
+    fig.savefig(f, dpi=120)
+    plt.close(fig)
+    return [f]
+
+
 def _axis_groups(res: dict) -> dict[str, list[str]]:
     """Axes of the scenario (several paths of one axis move together: plot against the first)."""
     sc = res["scenario"].get("scenario", {})
@@ -257,5 +299,5 @@ def write_report(directory: str | Path) -> dict:
     md = summary_markdown(res)
     (out / "summary.md").write_text(md)
     res["markdown"] = md
-    res["plots"] = plot_axes(res, out) + plot_cases(res, out)
+    res["plots"] = plot_axes(res, out) + plot_cases(res, out) + plot_energy(res, out)
     return res

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..data import DataError, load_dataset
-from ..imc import AnalogChip, FastChipBatch, auto_k, evaluate, evaluate_xnor, fold_checkpoint
+from ..imc import AnalogChip, FastChipBatch, auto_k, evaluate, evaluate_xnor, fold_checkpoint, inference_energy, poisson_rate
 from ..models.checkpoint import CheckpointError, file_sha256, package_versions
 from ..seeding import derive_seed
 from .points import Point, expand_points, point_scenario
@@ -117,7 +117,7 @@ def point_program(prep: Prepared, model: str, psc: Scenario):
 
 def _evaluate(prep: Prepared, model: str, psc: Scenario, seeds: list[int], data):
     prog, run = point_program(prep, model, psc), prep.scenario.run
-    kw = dict(input_seed=psc.input_seed, error_stats=run.error_stats)
+    kw = dict(input_seed=psc.input_seed, error_stats=run.error_stats, activity=True)
     if run.engine == "fast":
         return evaluate(FastChipBatch(prog, psc.chip, seeds, prep.device), data, batch_size=run.batch_size, **kw)
     return [evaluate(AnalogChip(prog, psc.chip, s, prep.device), data, batch_size=min(run.batch_size, 32), **kw)[0]
@@ -164,9 +164,12 @@ def trial_rows(prep: Prepared, point: Point, psc: Scenario, trials: list[int], d
     for i, t in enumerate(trials):
         for m in MODELS:
             r = res[m][i]
+            energy = inference_energy(point_program(prep, m, psc), psc.chip, r.activity, r.spike_rates,
+                                      poisson_rate(data.images, prep.programs[m].image_size)).to_dict()
             rows.append(dict(point=point.index, model=m, trial=t, chip_seed=seeds[i], accuracy=r.accuracy, correct=r.correct,
                              n_images=r.n, spike_rates=json.dumps(r.spike_rates),
-                             errors=None if r.errors is None else json.dumps(r.errors), wall_s=r.seconds,
+                             errors=None if r.errors is None else json.dumps(r.errors), energy_nj=energy["total_nj"],
+                             latency_us=energy["latency_us"], energy=json.dumps(energy["components_nj"]), wall_s=r.seconds,
                              engine=prep.scenario.run.engine, checkpoint_sha256=prep.hashes[m], scenario_hash=prep.digest,
                              versions=versions, finished_at=now))
     return rows
@@ -197,44 +200,107 @@ def open_store(prep: Prepared, base_data) -> ResultsStore:
     return store
 
 
-def run_sweep(prep: Prepared, *, progress: bool = True, log=print) -> ResultsStore:
+class PointState:
+    """What a point has and still needs: its trials' paired differences, the stop rule, the next
+    block of trials to run, and which finished trials may be stored. Every executor (in process,
+    Dask) drives its points through this, so they store exactly the same trials."""
+
+    def __init__(self, point: Point, rule: StopRule, stored: dict[int, float]):
+        self.point, self.rule = point, rule
+        self.diffs = {t: d for t, d in stored.items() if t < rule.planned}
+        self.submitted = set(self.diffs)
+        self.waiting: dict[int, list[dict]] = {}  # adaptive: finished, not yet known to be kept
+        self.stop = rule.stop_index(self.diffs)
+        self.in_flight = 0
+
+    @property
+    def done(self) -> bool:
+        return self.stop is not None or (not self.rule.adaptive and len(self.submitted) == self.rule.planned
+                                          and self.in_flight == 0)
+
+    def next_block(self, size: int) -> list[int]:
+        """Up to ``size`` trials not yet run, lowest first (empty once the point needs no more)."""
+        if self.stop is not None:
+            return []
+        block = [t for t in range(self.rule.planned) if t not in self.submitted][:size]
+        self.submitted.update(block)
+        self.in_flight += bool(block)
+        return block
+
+    def finish(self, rows: list[dict]) -> list[dict]:
+        """A block's rows arrived: the rows that can be stored now. Adaptive: a trial is kept iff the
+        sequential rule has not stopped before it, known once every earlier trial is in."""
+        self.in_flight -= 1
+        if self.stop is not None:  # run ahead of a stop already decided
+            return []
+        acc = {(r["trial"], r["model"]): r["accuracy"] for r in rows}
+        for t in {r["trial"] for r in rows}:
+            self.diffs[t] = acc[t, "bsnn"] - acc[t, "bnn"]
+        if not self.rule.adaptive:
+            return rows
+        for r in rows:
+            self.waiting.setdefault(r["trial"], []).append(r)
+        self.stop = self.rule.stop_index(self.diffs)
+        if self.stop is not None:
+            self.diffs = {t: d for t, d in self.diffs.items() if t < self.stop}
+        prefix = self.stop if self.stop is not None else next(t for t in range(self.rule.planned + 1) if t not in self.diffs)
+        ready = [t for t in self.waiting if t < prefix]
+        out = [r for t in sorted(ready) for r in self.waiting.pop(t)]
+        if self.stop is not None:
+            self.waiting.clear()
+        return out
+
+    def reason(self) -> str:
+        return self.rule.reason(self.diffs)
+
+
+def chips_per_block(prep: Prepared) -> int:
+    sc = prep.scenario
+    return sc.run.chips_per_pass or (auto_k(prep.programs["bsnn"], sc.run.batch_size, prep.device, sc.chip.array)
+                                     if sc.run.engine == "fast" else 1)
+
+
+def start_sweep(prep: Prepared, progress: bool):
+    """Open the store (reference accuracies first), the points' states and the progress bar."""
     from tqdm.auto import tqdm
 
     sc = prep.scenario
     base_data = _load_data(sc, sc.dataset.limit)  # fail on data before writing anything
     store = open_store(prep, base_data)
-    versions = json.dumps(package_versions(), sort_keys=True)
     rule = StopRule(sc)
-    K = sc.run.chips_per_pass or (auto_k(prep.programs["bsnn"], sc.run.batch_size, prep.device, sc.chip.array)
-                                  if sc.run.engine == "fast" else 1)
-    stored = {p.index: _diffs(store.point_accuracies(p.index)) for p in prep.points}
-    already = sum(1 for p in prep.points for t in stored[p.index] if t < rule.planned)
+    states = [PointState(p, rule, _diffs(store.point_accuracies(p.index))) for p in prep.points]
+    already = sum(len(s.diffs) for s in states)
     bar = tqdm(total=len(prep.points) * rule.planned, initial=already, desc=f"{sc.name}: chip pairs", unit="pair",
                disable=not progress, mininterval=1.0, dynamic_ncols=True)
+    return store, base_data, states, bar
+
+
+def finish_point(store: ResultsStore, state: PointState, bar) -> None:
+    store.set_stop(state.point.index, len(state.diffs), state.reason())
+    if state.rule.adaptive:
+        bar.total -= state.rule.planned - len(state.diffs)
+        bar.refresh()
+
+
+def point_data(prep: Prepared, psc: Scenario, base_data):
+    return base_data if psc.dataset.limit == prep.scenario.dataset.limit else _load_data(psc, psc.dataset.limit)
+
+
+def run_sweep(prep: Prepared, *, progress: bool = True, log=print) -> ResultsStore:
+    """Run every point's missing trials in this process, a block of chips per pass."""
+    sc = prep.scenario
+    store, base_data, states, bar = start_sweep(prep, progress)
+    versions = json.dumps(package_versions(), sort_keys=True)
+    K = chips_per_block(prep)
     t_start = time.time()
-    for p in prep.points:
-        psc = point_scenario(sc, p)
-        data = base_data if psc.dataset.limit == sc.dataset.limit else _load_data(psc, psc.dataset.limit)
-        diffs = {t: d for t, d in stored[p.index].items() if t < rule.planned}
-        stop = rule.stop_index(diffs) if rule.adaptive else None
-        while stop is None:
-            todo = [t for t in range(rule.planned) if t not in diffs][:K]
-            if not todo:
-                break
-            rows = trial_rows(prep, p, psc, todo, data, versions)
-            acc = {(r["trial"], r["model"]): r["accuracy"] for r in rows}
-            diffs.update({t: acc[t, "bsnn"] - acc[t, "bnn"] for t in todo})
-            if rule.adaptive:
-                stop = rule.stop_index(diffs)
-                if stop is not None:  # trials past the stop were run ahead; they are not kept
-                    rows = [r for r in rows if r["trial"] < stop]
-                    diffs = {t: d for t, d in diffs.items() if t < stop}
+    for st in states:
+        psc = point_scenario(sc, st.point)
+        data = point_data(prep, psc, base_data)
+        while block := st.next_block(K):
+            rows = st.finish(trial_rows(prep, st.point, psc, block, data, versions))
             store.add_trials(rows)
             bar.update(len(rows) // len(MODELS))
-        store.set_stop(p.index, len(diffs), rule.reason(diffs))
-        if rule.adaptive:
-            bar.total -= rule.planned - len(diffs)
-            bar.refresh()
+        finish_point(store, st, bar)
     bar.close()
     log(f"{sc.name}: {len(prep.points)} points done in {time.time() - t_start:.1f} s -> {prep.out}")
     return store

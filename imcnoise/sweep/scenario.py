@@ -122,6 +122,16 @@ class RunSpec(_Strict):
     chips_per_pass: Optional[int] = Field(None, ge=1, le=1024, description="chips stacked per pass (fast engine); None = from memory")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     error_stats: bool = Field(False, description="store per-layer sensed-count errors of every trial (slower)")
+    workers: Optional[int] = Field(None, ge=1, le=4096, description="run on a local Dask cluster of this many worker processes")
+    scheduler: Optional[str] = Field(None, min_length=1, description="run on the Dask cluster of this scheduler address "
+                                     "(e.g. tcp://10.0.0.5:8786 or tls://...)")
+    threads_per_worker: int = Field(1, ge=1, le=256, description="torch threads of each Dask worker")
+
+    @model_validator(mode="after")
+    def _one_cluster(self):
+        if self.workers is not None and self.scheduler is not None:
+            raise ValueError("give either workers (a local cluster) or scheduler (an existing one), not both")
+        return self
 
 
 class InferenceSpec(_Strict):
@@ -171,32 +181,64 @@ def format_validation_error(exc: ValidationError, source: str, prefix: str = "")
         shown = json.dumps(value) if isinstance(value, (int, float, str, bool, type(None))) else type(value).__name__
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            parent = _parent_fields(loc)
+            parent = _parent_fields(e["loc"])
             msg = "unknown key" + (f"; allowed keys: {', '.join(parent)}" if parent else "")
+        else:
+            extra = _field_extra(e["loc"])
+            if extra.get("range"):
+                msg += f" [allowed {extra['range']}]"
         lines.append(f"{source}: {where}: {msg} (got {shown})")
     return "\n".join(lines)
 
 
-def _parent_fields(loc: list) -> list[str]:
-    model: Any = Scenario
-    for part in loc[:-1]:
-        if isinstance(part, int) or model is None:
-            return []
-        f = getattr(model, "model_fields", {}).get(part)
-        if f is None:
-            return []
-        ann = f.annotation
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+def _field_extra(loc: tuple) -> dict:
+    """The unit and allowed range of the field at a pydantic error location (physical fields)."""
+    info = getattr(_model_at(tuple(loc)[:-1]), "model_fields", {}).get(loc[-1]) if loc else None
+    extra = info.json_schema_extra if info is not None else None
+    return extra if isinstance(extra, dict) else {}
+
+
+class _Union:
+    """The member models of a union field (the device models), for :func:`_field_extra`."""
+
+    def __init__(self, members):
+        self.__args__ = tuple(members)
+        self.model_fields = {}
+
+
+def _parent_fields(loc: tuple) -> list[str]:
+    """The keys allowed beside the last element of a pydantic location (union tags resolved)."""
+    model = _model_at(tuple(loc)[:-1])
     return list(getattr(model, "model_fields", {}).keys()) if model is not None else []
+
+
+def _model_at(loc: tuple):
+    """The pydantic model at a location of the scenario document (the device union by its tag)."""
+    model: Any = Scenario
+    for part in loc:
+        if model is None or isinstance(part, int):
+            return None
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:  # a tag of the device union
+            model = {m.model_fields["model"].default: m for m in getattr(model, "__args__", ())}.get(part)
+            continue
+        ann = fields[part].annotation
+        members = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else (_Union(members) if members else None)
+    return model
 
 
 # ------------------------------------------------------------------------------- loading
 def _set_path(d: dict, path: str, value) -> None:
     parts = path.split(".")
+    if not all(parts):
+        raise ScenarioError(f"{path!r}: not a parameter path (expected e.g. chip.device.sigma_r_p)")
     cur = d
-    for p in parts[:-1]:
-        if not isinstance(cur.get(p), dict):
-            cur[p] = {} if cur.get(p) is None else cur[p]
+    for i, p in enumerate(parts[:-1]):
+        if cur.get(p) is None:
+            cur[p] = {}
+        elif not isinstance(cur[p], dict):
+            raise ScenarioError(f"{path}: {'.'.join(parts[:i + 1])} is a value ({cur[p]!r}), not a section with keys")
         cur = cur[p]
     cur[parts[-1]] = value
 
@@ -230,14 +272,23 @@ def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> tu
     if not path.is_file():
         raise ScenarioError(f"{path}: scenario file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not a text file (not UTF-8 at byte {exc.start}); a scenario is YAML text") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the scenario ({exc.strerror or exc})") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: a scenario must be a YAML mapping, found {type(raw).__name__}")
     raw = copy.deepcopy(raw)
     for k, v in overrides:
-        _set_path(raw, k, v)
+        try:
+            _set_path(raw, k, v)
+        except ScenarioError as exc:
+            raise ScenarioError(f"--set {exc}") from None
     return validate_scenario(raw, str(path)), path.parent
 
 

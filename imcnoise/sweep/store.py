@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS reference (model TEXT PRIMARY KEY, accuracy REAL NOT 
 CREATE TABLE IF NOT EXISTS trials (
     point INTEGER NOT NULL, model TEXT NOT NULL, trial INTEGER NOT NULL, chip_seed INTEGER NOT NULL,
     accuracy REAL NOT NULL, correct INTEGER NOT NULL, n_images INTEGER NOT NULL, spike_rates TEXT NOT NULL,
-    errors TEXT, wall_s REAL NOT NULL, engine TEXT NOT NULL, checkpoint_sha256 TEXT NOT NULL,
+    errors TEXT, energy_nj REAL, latency_us REAL, energy TEXT,
+    wall_s REAL NOT NULL, engine TEXT NOT NULL, checkpoint_sha256 TEXT NOT NULL,
     scenario_hash TEXT NOT NULL, versions TEXT NOT NULL, finished_at TEXT NOT NULL,
     PRIMARY KEY (point, model, trial));
 CREATE TABLE IF NOT EXISTS stops (point INTEGER PRIMARY KEY, trials INTEGER NOT NULL, reason TEXT NOT NULL);
@@ -44,7 +45,7 @@ class ResultsStore:
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no sweep results here")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
@@ -97,7 +98,8 @@ class ResultsStore:
     def add_trials(self, rows: list[dict]) -> None:
         """Rows of one or more complete trials, in ONE transaction."""
         cols = ["point", "model", "trial", "chip_seed", "accuracy", "correct", "n_images", "spike_rates", "errors",
-                "wall_s", "engine", "checkpoint_sha256", "scenario_hash", "versions", "finished_at"]
+                "energy_nj", "latency_us", "energy", "wall_s", "engine", "checkpoint_sha256", "scenario_hash", "versions",
+                "finished_at"]
         with self.tx():
             self.db.executemany(f"INSERT INTO trials({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                                 [tuple(r[c] for c in cols) for r in rows])

@@ -15,7 +15,8 @@ import torch
 
 from ..config import AnalogConfig, lsb_voltage_v, volts_per_unit
 from ..physics.calibration import LayerArrays, LineCalibration, calibration_scheme
-from ..physics.cell import nominal_off_ratio
+from ..physics.energy import LayerActivity
+from ..physics.cell import GRID, nominal_off_ratio
 from ..physics.devices import make_noise_model
 from ..physics.noise import ReadNoise
 from ..physics.sense import PeripheryDraw, SenseStatic, SlotRead, buffer_droop, draw_periphery, sense
@@ -54,6 +55,7 @@ class AnalogEngine(Engine):
             self._zero_bits[l.index] = torch.stack([(bits[:, a:b] == 0).sum(1) for a, b in self.maps[l.index].col_tiles])
         # per layer: static state of the chips, tensors [tiles, rows] (one chip) or [K, tiles, rows]
         self.state: dict[int, ChipState] = {}
+        self.activity: list[dict[int, list[int]]] | None = None  # per chip, while recorded (energy): grid counts
 
     @property
     def n_chips(self) -> int:
@@ -91,6 +93,8 @@ class AnalogEngine(Engine):
         currents = [self.tile_currents(layer, s, p.chips) for s in slots]
         stds = [self.tile_currents(layer, s, p.chips, squared=True) if read_sigma > 0 else None for s in slots]
         nt = self.maps[layer.index].n_col_tiles
+        if self.activity is not None:
+            self._record_activity(layer, currents, p)
         total = None
         for c in range(nt):
             reads = [SlotRead(cur[c], None if std is None else std[c].sqrt_().mul_(read_sigma)) for cur, std in zip(currents, stds)]
@@ -98,3 +102,27 @@ class AnalogEngine(Engine):
             counts = sense(reads, self.sense_static(layer, p.chips, c), self.config, noise)
             total = counts if total is None else total.add_(counts)  # column tiles added digitally
         return total
+
+    def _record_activity(self, layer: XnorLayer, currents: list[list[torch.Tensor]], p: Pass) -> None:
+        """Summed row currents of every read, and squared ones of the held slot (energy). Currents
+        lie on the conductance grid: counted in grid steps as integers, the sums are exact and do
+        not depend on how images or chips were batched."""
+        kc = currents[0][0].shape[1]
+        units, held = [0] * kc, [0] * kc
+        for s, slot in enumerate(currents):
+            for t in slot:
+                q = torch.round(t * GRID).to(torch.int64)  # exact
+                for i, v in enumerate(q.sum(dim=(0, 2, 3)).tolist()):
+                    units[i] += v
+                if s == 0 and len(currents) == 2:
+                    per_sample = (q * q).sum(dim=(2, 3))  # [N, Kc], < 2**61 each
+                    for i in range(kc):
+                        held[i] += sum(per_sample[:, i].tolist())
+        for i in range(kc):
+            a = self.activity[p.chips.start + i].setdefault(layer.index, [0, 0])
+            a[0] += units[i]
+            a[1] += held[i]
+
+    def activity_per_inference(self, counts: dict[int, list[int]], images: int) -> dict[int, LayerActivity]:
+        """A chip's recorded activity (integer grid counts) per inference, in units of the nominal G_on."""
+        return {l: LayerActivity(u / GRID / images, h / GRID ** 2 / images) for l, (u, h) in counts.items()}

@@ -247,9 +247,10 @@ class Engine:
 
 @torch.no_grad()
 def evaluate(engine: Engine, data, *, batch_size: int = 64, input_seed: int = 0, error_stats: bool = False,
-             progress: bool = False, keep_predictions: bool = False) -> list[EvalResult]:
-    """Accuracy, per-layer firing rates and (optionally) per-layer sensed-count errors of every chip
-    of ``engine`` on ``data``: one :class:`EvalResult` per chip, in the engine's chip order."""
+             activity: bool = False, progress: bool = False, keep_predictions: bool = False) -> list[EvalResult]:
+    """Accuracy, per-layer firing rates and (optionally) per-layer sensed-count errors and the array
+    activity per inference (analog engines; for the energy model) of every chip of ``engine`` on
+    ``data``: one :class:`EvalResult` per chip, in the engine's chip order."""
     from tqdm.auto import tqdm
 
     t0 = time.time()
@@ -258,6 +259,10 @@ def evaluate(engine: Engine, data, *, batch_size: int = 64, input_seed: int = 0,
     correct = torch.zeros(K, dtype=torch.long)
     preds = []
     engine.errors = [ErrorStats() for _ in range(K)] if error_stats else None
+    if activity:
+        if not hasattr(engine, "activity"):
+            raise ValueError(f"{type(engine).__name__} has no array activity to record (an analog engine has)")
+        engine.activity = [{} for _ in range(K)]
     try:
         for idx in tqdm(list(iter_batches(len(data), batch_size)), desc=f"{K} chip(s)", disable=not progress, leave=False):
             out = engine.run_chips(data.images[idx], idx, input_seed, recs)
@@ -266,10 +271,14 @@ def evaluate(engine: Engine, data, *, batch_size: int = 64, input_seed: int = 0,
             if keep_predictions:
                 preds.append(p)
         errs = [e.table() for e in engine.errors] if error_stats else [None] * K
+        acts = engine.activity if activity else [None] * K
     finally:
         engine.errors = None
+        if activity:
+            engine.activity = None
     dt = time.time() - t0
     n = len(data)
     allp = torch.cat(preds, dim=1) if keep_predictions else None
+    acts = [None if a is None else engine.activity_per_inference(a, n) for a in acts]
     return [EvalResult(int(correct[k]) / n, int(correct[k]), n, recs[k].rates(), None if allp is None else allp[k],
-                       errors=errs[k], seconds=dt / K) for k in range(K)]
+                       errors=errs[k], seconds=dt / K, activity=acts[k]) for k in range(K)]

@@ -1,0 +1,171 @@
+"""Energy and latency of one inference on the configured chip, from the activity a run observed.
+
+One function per component; the per-operation figures and their sources are in
+:mod:`imcnoise.defaults`. Everything is per inference (one image, all T time steps):
+
+* **array** -- every read drives one device per cell (line A where the input bit is 1, its
+  complement line B where it is 0: a non-spike still reads a device), so a row dissipates
+  V_read * I * t_read = V_read^2 * t_read * sum_j G_read,j; summed over the reads a run observed,
+  from the *programmed* conductances and the actual inputs (``array_units``: summed currents in
+  units of the nominal G_on);
+* **drivers** -- each read charges the input lines of a sub-array: cells * C_line * V_read^2 with
+  C_line = rows * C_per_cell;
+* **adc** -- one conversion per output line per read (a residual layer's two slots are summed on
+  the buffer and converted once): E = FoM * 2^bits (Walden), bits = the configured resolution or
+  the full one, ceil(log2(slots * cells + 1));
+* **buffer** -- holding the tau1 MAC on C_buf costs C_buf * V_held^2 per hold, V_held =
+  volts_per_unit * I (``held_units_sq``: summed squared currents of the held slot);
+* **neurons** -- digital accumulation per output line and time step: (tiles - 1) partial-sum adds,
+  charge (+dot, -bias), compare, and a reset add per spike (B-SNN); compare only (BNN);
+* **first / output layer** -- full precision: the B-SNN's first layer accumulates its fan-out for
+  each input spike (event-driven adds), the BNN's multiplies and adds every input; batch norm and
+  the neuron per output; the output layer accumulates (B-SNN: per incoming spike) or
+  multiplies-and-adds (BNN);
+* **poisson** -- one LFSR step and comparison per pixel and time step (B-SNN).
+
+Latency: the sub-arrays of a layer read in parallel, the output positions of a layer one after the
+other, each read taking t_read per slot and time step; layers run one after the other; the digital
+layers run on DIGITAL_LANES MAC lanes at DIGITAL_CLOCK_HZ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ... import defaults as D
+from ..config import AnalogConfig, volts_per_unit
+from ..program import ChipProgram, map_layer
+
+COMPONENTS = ("array", "drivers", "adc", "buffer", "neurons", "first_layer", "output_layer", "poisson")
+
+
+@dataclass
+class LayerActivity:
+    """What one chip's binary layer did per inference (averaged over the images of a run)."""
+
+    array_units: float = 0.0  # sum over all reads of row currents, in units of the nominal G_on
+    held_units_sq: float = 0.0  # sum over held (tau1) reads of squared row currents, units^2
+
+
+@dataclass
+class EnergyReport:
+    """Joules per inference by layer and component, and the latency of one inference."""
+
+    joules: dict[str, dict[str, float]] = field(default_factory=dict)  # layer name -> component -> J
+    latency_s: float = 0.0
+    array_ops: float = 0.0  # XNOR array operations (2 per cell read: XNOR + accumulate)
+
+    @property
+    def total_j(self) -> float:
+        return sum(sum(c.values()) for c in self.joules.values())
+
+    def by_component(self) -> dict[str, float]:
+        out = {c: 0.0 for c in COMPONENTS}
+        for comps in self.joules.values():
+            for c, j in comps.items():
+                out[c] += j
+        return out
+
+    @property
+    def array_tops_per_w(self) -> float:
+        """Array operations per joule of the analog part (array, drivers, ADC, buffer), in TOPS/W."""
+        analog = sum(self.by_component()[c] for c in ("array", "drivers", "adc", "buffer"))
+        return self.array_ops / analog / 1e12 if analog else math.nan
+
+    def to_dict(self) -> dict:
+        return {"total_nj": self.total_j * 1e9, "latency_us": self.latency_s * 1e6,
+                "components_nj": {c: j * 1e9 for c, j in self.by_component().items()},
+                "layers_nj": {l: {c: j * 1e9 for c, j in comps.items()} for l, comps in self.joules.items()}}
+
+
+# ------------------------------------------------------------------------------- components
+def array_energy(cfg: AnalogConfig, array_units: float) -> float:
+    """V_read^2 * G_on * t_read per unit of summed row current."""
+    dev = cfg.device
+    return dev.read_voltage_v ** 2 * dev.g_on_siemens * cfg.sense_amp.integration_time_s * array_units
+
+
+def driver_energy(cfg: AnalogConfig, line_reads: float) -> float:
+    """C_per_cell * V_read^2 per (input line x cell it crosses) charged."""
+    return D.LINE_CAPACITANCE_PER_CELL_F * cfg.device.read_voltage_v ** 2 * line_reads
+
+
+def adc_bits(cfg: AnalogConfig, cells: int, slots: int) -> int:
+    bits = cfg.sense_amp.adc_bits
+    return bits if bits is not None else max(1, math.ceil(math.log2(slots * cells + 1)))
+
+
+def adc_energy(bits: int, conversions: float) -> float:
+    """Walden figure of merit: FoM * 2^bits per conversion."""
+    return D.ADC_FOM_J_PER_STEP * 2 ** bits * conversions
+
+
+def buffer_energy(cfg: AnalogConfig, held_units_sq: float) -> float:
+    """C_buf * V_held^2 per hold, V_held = volts_per_unit * I."""
+    return cfg.buffer.capacitance_f * volts_per_unit(cfg) ** 2 * held_units_sq
+
+
+def neuron_energy(adds: float) -> float:
+    return D.E_ADD16_J * adds
+
+
+def poisson_rate(images_u8, image_size: int) -> float:
+    """Fraction of the B-SNN's input pixels that spike per time step: mean intensity / 255 over
+    the images zero-padded to ``image_size`` (the Poisson encoding's expected rate)."""
+    h, w = images_u8.shape[-2:]
+    return float(images_u8.double().mean()) / 255.0 * (h * w) / (image_size * image_size)
+
+
+# ------------------------------------------------------------------------------- the whole chip
+def inference_energy(program: ChipProgram, cfg: AnalogConfig, activity: dict[int, LayerActivity],
+                     spike_rates: dict[int, float], input_rate: float | None = None) -> EnergyReport:
+    """Energy and latency per inference of ``program`` on a chip of ``cfg``.
+
+    ``activity``: per binary layer, what a run measured per inference; ``spike_rates``: per layer
+    the fraction of 1s of its outputs (a run's recording); ``input_rate``: the B-SNN's fraction of
+    input pixels spiking per time step (its Poisson input), for the first layer's event-driven adds.
+    """
+    rep = EnergyReport()
+    T, bsnn = program.timesteps, program.kind == "bsnn"
+    t_read = cfg.sense_amp.integration_time_s
+    first, out = program.first, program.output
+    size = program.image_size
+    # first (digital) layer: conv 3x3 of in_channels -> C1 on size x size, batch norm, neuron
+    c1 = first.out_features
+    dense_macs = size * size * c1 * program.in_channels * 9
+    if bsnn:
+        rate = 0.5 if input_rate is None else input_rate
+        adds = T * rate * size * size * program.in_channels * c1 * 9  # each input spike adds its fan-out
+        e_first = adds * D.E_FP32_ADD_J + T * size * size * c1 * (D.E_FP32_MULT_J + 3 * D.E_FP32_ADD_J)
+        rep.joules["input"] = {"poisson": T * size * size * program.in_channels * D.E_POISSON_J}
+    else:
+        e_first = dense_macs * (D.E_FP32_MULT_J + D.E_FP32_ADD_J) + size * size * c1 * (D.E_FP32_MULT_J + 2 * D.E_FP32_ADD_J)
+    rep.joules[f"L{first.index}"] = {"first_layer": e_first}
+    latency = T * dense_macs / (D.DIGITAL_LANES * D.DIGITAL_CLOCK_HZ)
+    for l in program.xnor_layers:
+        m = map_layer(l, cfg.array)
+        act = activity.get(l.index, LayerActivity())
+        reads = T * l.positions * l.n_slots  # reads of every sub-array per inference
+        line_reads = reads * sum(m.cells(c) for c in range(m.n_col_tiles)) * l.rows  # lines x cells crossed
+        conversions = T * l.positions * l.rows * m.n_col_tiles
+        e_adc = sum(adc_energy(adc_bits(cfg, m.cells(c), l.n_slots), T * l.positions * l.rows) for c in range(m.n_col_tiles))
+        per_step = (m.n_col_tiles - 1) + (3 if bsnn else 2)  # partial sums, charge / bias, compare
+        spikes = spike_rates.get(l.index, 0.0) * T * l.positions * l.rows if bsnn else 0.0
+        rep.joules[f"L{l.index}"] = {
+            "array": array_energy(cfg, act.array_units), "drivers": driver_energy(cfg, line_reads), "adc": e_adc,
+            "buffer": buffer_energy(cfg, act.held_units_sq), "neurons": neuron_energy(conversions / m.n_col_tiles * per_step
+                                                                                       + spikes)}
+        rep.array_ops += 2.0 * reads * l.rows * l.cols
+        latency += reads * t_read
+    # output layer: F inputs -> classes, summed over T
+    f_in, classes = out.weight.shape[1], out.out_features
+    last = program.xnor_layers[-1].index
+    if bsnn:
+        e_out = T * spike_rates.get(last, 0.5) * f_in * classes * D.E_FP32_ADD_J + T * classes * D.E_FP32_ADD_J
+    else:
+        e_out = f_in * classes * (D.E_FP32_MULT_J + D.E_FP32_ADD_J)
+    rep.joules[f"L{out.index}"] = {"output_layer": e_out}
+    latency += T * f_in * classes / (D.DIGITAL_LANES * D.DIGITAL_CLOCK_HZ)
+    rep.latency_s = latency
+    return rep
