@@ -22,6 +22,7 @@ def main():
     ap.add_argument("--bsnn", default=None)
     ap.add_argument("--bnn", default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -32,10 +33,10 @@ def main():
     for kind, path in (("bsnn", args.bsnn or shipped("fmnist-bsnn")), ("bnn", args.bnn or shipped("fmnist-bnn"))):
         prog = fold_checkpoint(path)
         data = load_dataset("fashion-mnist", "test").subset(args.images)
-        chip = AnalogChip(prog, cfg, chip_seed=0)
+        chip = AnalogChip(prog, cfg, chip_seed=0, device=args.device)
         t_prog, _ = timed(lambda: chip.program_chip(1))
         t_eval, r = timed(lambda: evaluate(chip, data, batch_size=50)[0])
-        t_int, ri = timed(lambda: evaluate_xnor(prog, data, batch_size=100))
+        t_int, ri = timed(lambda: evaluate_xnor(prog, data, batch_size=100, device=args.device))
         print(f"| {kind} | {t_prog:.2f} | {t_eval:.1f} | {t_prog + t_eval:.1f} | {t_int:.1f} | {(t_prog + t_eval) / t_int:.1f}x | "
               f"{100 * r.accuracy:.1f} % / {100 * ri.accuracy:.1f} % |")
 

@@ -27,12 +27,13 @@ def main():
     ap.add_argument("--trials", type=int, default=2)
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--engines", nargs="*", default=["fast", "aihwkit"])
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
     args = ap.parse_args()
     print(f"machine: {machine()}\n")
     print("| engine | model | chip-trials | images each | model seconds | chip-trials x images / s | sweep wall s |")
     print("|---|---|---|---|---|---|---|")
     for engine in args.engines:
-        sc, base = load_scenario(args.scenario, [("trials", args.trials), ("dataset.limit", args.images), ("run.engine", engine)])
+        sc, base = load_scenario(args.scenario, [("trials", args.trials), ("dataset.limit", args.images), ("run.engine", engine), ("run.device", args.device)])
         with tempfile.TemporaryDirectory() as tmp:
             prep = prepare(sc, base, Path(tmp) / "out")
             prep.points = prep.points[: args.points]

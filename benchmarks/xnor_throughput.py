@@ -27,6 +27,7 @@ def main():
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -34,16 +35,16 @@ def main():
     print(f"machine: {machine()}\n")
     print("| checkpoint | engine | images/s | ratio vs float fp32 | accuracy |\n|---|---|---|---|---|")
     for ck in ckpts:
-        model, meta = load_checkpoint(ck)
+        model, meta = load_checkpoint(ck, device=args.device)
         data = load_dataset(meta["data"]["dataset"], "test").subset(args.images)
         prog = fold_checkpoint(ck)
         rows = []
-        t32, r32 = timed(lambda: evaluate(model, data, batch_size=args.batch_size, precision="fp32"))
+        t32, r32 = timed(lambda: evaluate(model, data, batch_size=args.batch_size, precision="fp32", device=args.device))
         rows.append(("float fp32 (eval)", t32, r32.accuracy))
-        t64, r64 = timed(lambda: evaluate(model, data, batch_size=args.batch_size, precision="fp64"))
+        t64, r64 = timed(lambda: evaluate(model, data, batch_size=args.batch_size, precision="fp64", device=args.device))
         rows.append(("float fp64 (reference)", t64, r64.accuracy))
         for be in ("gemm", "popcount"):
-            t, r = timed(lambda: evaluate_xnor(prog, data, batch_size=args.batch_size, backend=be))
+            t, r = timed(lambda: evaluate_xnor(prog, data, batch_size=args.batch_size, backend=be, device=args.device))
             rows.append((f"XNOR {be}", t, r.accuracy))
         for name, t, acc in rows:
             print(f"| {meta['model_config']['kind']} {meta['data']['dataset']} | {name} | {len(data) / t:.1f} | "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import torch
+import copy
+import functools
 from pathlib import Path
+
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,7 +17,12 @@ from imcnoise.models.vgg import BinaryVGG11, ModelConfig
 
 
 def fmnist(split: str = "test", n: int | None = None):
-    return load_dataset("fashion-mnist", split).subset(n)
+    return _fmnist(split).subset(n)
+
+
+@functools.lru_cache(maxsize=None)
+def _fmnist(split: str):
+    return load_dataset("fashion-mnist", split)
 
 
 def calibrated_model(kind: str = "bsnn", residual: str = "paper", width: float = 0.125, timesteps: int = 4,
@@ -23,7 +31,13 @@ def calibrated_model(kind: str = "bsnn", residual: str = "paper", width: float =
 
     ``negative_gamma``: fraction of channels per layer whose BN weight gamma is made negative;
     ``zero_gamma``: number of channels per binary layer with gamma = 0 (input-independent rows).
+    Built once per argument set in a test session; every call returns its own copy.
     """
+    return copy.deepcopy(_calibrated(kind, residual, width, timesteps, seed, negative_gamma, zero_gamma))
+
+
+@functools.lru_cache(maxsize=None)
+def _calibrated(kind, residual, width, timesteps, seed, negative_gamma, zero_gamma) -> BinaryVGG11:
     torch.manual_seed(seed)
     mean, std = NORMALIZATION["fashion-mnist"]
     cfg = ModelConfig(kind=kind, width=width, timesteps=timesteps, in_channels=1, num_classes=10, residual=residual,

@@ -37,13 +37,18 @@ def test_fast_engine_is_bit_identical_to_aihwkit_path(kind, name):
     fast = evaluate(FastChipBatch(prog, cfg, seeds), d, batch_size=12, keep_predictions=True, error_stats=True)
     for s, f in zip(seeds, fast):
         chip = AnalogChip(prog, cfg, s)
-        a = evaluate(chip, d, batch_size=8, keep_predictions=True)[0]
+        a = evaluate(chip, d, batch_size=8, keep_predictions=True, error_stats=True)[0]
         assert torch.equal(a.predictions, f.predictions)
         assert a.spike_rates == f.spike_rates
+        # each chip its own error table (not one pooled over the pass); sums in another batching order
+        assert a.errors.keys() == f.errors.keys()
+        for l in a.errors:
+            assert a.errors[l] == pytest.approx(f.errors[l], rel=1e-12)
+    if name != "ideal":
+        assert fast[0].errors != fast[1].errors
     # the same conductances: fast engine's G_A - G_B equals the aihwkit tiles' programmed pairs
     fb = FastChipBatch(prog, cfg, seeds[:1])
     layer = prog.xnor_layers[1]
-    m = fb.maps[layer.index]
     g = AnalogChip(prog, cfg, seeds[0]).conductances(layer.index, 0)
     cells = g.shape[1] // 2
     w = fb.arrays[layer.index].currents.tiles[0][0].reshape(layer.rows, -1)  # chip 0, column tile 0

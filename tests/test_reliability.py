@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -267,3 +266,13 @@ def test_any_set_option_is_applied_or_rejected_clearly(items):
         load_scenario(REPO_ROOT / "scenarios" / "smoke.yaml", overrides)
     except ScenarioError as exc:
         assert str(exc) and "Traceback" not in str(exc)
+
+
+def test_schema_documents_every_physical_field_with_its_unit_and_range():
+    r = CliRunner().invoke(app, ["schema"])
+    assert r.exit_code == 0
+    rows = [l.split(" | ") for l in r.output.splitlines() if l.startswith("| chip.")]
+    assert len(rows) > 40
+    physical = [row for row in rows if row[0].rsplit(".", 1)[-1].endswith(("_ohm", "_v", "_f", "_k", "_s", "_us", "sigma"))]
+    assert physical and all("allowed" in row[-1] for row in physical), [row[0] for row in physical if "allowed" not in row[-1]]
+    assert any(row[0] == "| chip.device[stt_mram].r_p_ohm" and row[3] == "Ohm" for row in rows)

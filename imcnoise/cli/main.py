@@ -291,6 +291,35 @@ def energy(
 
 
 @app.command()
+def schema():
+    """Every field of a scenario: type, default, unit, allowed range and meaning (markdown)."""
+    from pydantic import BaseModel
+
+    from ..sweep import Scenario
+
+    def walk(model, prefix):
+        for name, f in model.model_fields.items():
+            path = f"{prefix}{name}"
+            ann = f.annotation
+            members = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                yield from walk(ann, path + ".")
+                continue
+            if members and all("model" in m.model_fields for m in members):  # the device union
+                for m in members:
+                    yield from walk(m, f"{path}[{m.model_fields['model'].default}].")
+                continue
+            default = "(required)" if f.is_required() else ("factory" if f.default_factory else repr(f.default))
+            extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+            yield path, getattr(ann, "__name__", str(ann)).replace("typing.", ""), default, extra.get("unit", ""), \
+                (f.description or "").replace("|", "/")
+
+    typer.echo("| field | type | default | unit | meaning (allowed values) |\n|---|---|---|---|---|")
+    for row in walk(Scenario, ""):
+        typer.echo("| " + " | ".join(str(x) for x in row) + " |")
+
+
+@app.command()
 def report(directory: Path = typer.Argument(..., help="a sweep output directory")):
     """(Re)write trials.parquet, summary.csv/.md and plots of a sweep directory and print the summary."""
     from ..sweep import write_report

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..models.checkpoint import file_sha256, package_versions
 from .points import point_scenario
-from .runner import MODELS, Prepared, chips_per_block, finish_point, point_data, prepare, start_sweep, trial_rows
+from .runner import MODELS, Prepared, finish_point, point_data, prepare, start_sweep, trial_rows
 from .scenario import Scenario, ScenarioError
 from .store import ResultsStore
 

@@ -84,7 +84,7 @@ class XnorEngine(Engine):
 
 
 def evaluate_xnor(program: ChipProgram, data, *, batch_size: int = 256, input_seed: int = 0, backend: str = "gemm",
-                  progress: bool = False, keep_predictions: bool = False) -> EvalResult:
+                  progress: bool = False, keep_predictions: bool = False, device: str | torch.device = "cpu") -> EvalResult:
     """Accuracy and per-layer firing rates of the integer XNOR engine on a data set."""
-    return evaluate(XnorEngine(program, backend), data, batch_size=batch_size, input_seed=input_seed, progress=progress,
-                    keep_predictions=keep_predictions)[0]
+    return evaluate(XnorEngine(program, backend, device), data, batch_size=batch_size, input_seed=input_seed,
+                    progress=progress, keep_predictions=keep_predictions)[0]
