@@ -49,8 +49,11 @@ def test_cifar10_jpeg_decode_then_cache(cifar10_jpeg_dir, tmp_path, monkeypatch)
         assert ds.class_counts() == [per_class] * 10
         assert ds.checksum == "sha256 ok (SHA256SUMS)"
         assert ds.source.startswith(str(zip_path))
-        # labels are sorted by class: the first per_class images are airplanes, and so on
-        assert ds.labels.tolist() == [c for c in range(10) for _ in range(per_class)]
+        if split == "train":  # folder order: the first 5000 images are airplanes, and so on
+            assert ds.labels.tolist() == [c for c in range(10) for _ in range(per_class)]
+        else:  # interleaved: any first N test images are class-balanced
+            assert ds.labels.tolist() == [c for _ in range(per_class) for c in range(10)]
+            assert torch.bincount(ds.labels[:1000], minlength=10).tolist() == [100] * 10
     # train decodes both splits; test (a separate memo entry) is then read from the decode cache
     assert first["train"].source == f"{zip_path} (decoded)"
     assert first["test"].source == f"{zip_path} (cached decode)"
@@ -58,7 +61,7 @@ def test_cifar10_jpeg_decode_then_cache(cifar10_jpeg_dir, tmp_path, monkeypatch)
     # pixel-exact against PIL on a few entries (HWC -> CHW)
     with zipfile.ZipFile(zip_path) as zf:
         for split, idx, name in (("train", 0, "train/airplane/0000.jpg"), ("train", 49999, "train/truck/4999.jpg"),
-                                 ("test", 3 * 1000 + 17, "test/cat/0017.jpg")):
+                                 ("test", 17 * 10 + 3, "test/cat/0017.jpg")):
             with Image.open(io.BytesIO(zf.read(name))) as im:
                 assert im.size == (32, 32)
                 ref = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
@@ -92,19 +95,21 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def _tree(root: Path, classes=("zebra", "ant", "cat"), n_train=3, n_test=2, size=(6, 5), gray=False, seed=0):
-    """PNG tree; returns {split: (images [N,C,H,W] in loader order, labels)}."""
+    """PNG tree; returns {split: (images [N,C,H,W] in loader order, labels)}: train in folder order
+    (class by class), test interleaved (image i of every class, then image i+1)."""
     rng = np.random.default_rng(seed)
     expect = {}
     for split, n in (("train", n_train), ("test", n_test)):
-        imgs, labels = [], []
+        items = []  # (rank within class, class, image)
         for ci, cls in enumerate(sorted(classes)):
             (root / split / cls).mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 arr = rng.integers(0, 256, size if gray else (*size, 3), dtype=np.uint8)
                 (root / split / cls / f"img{i:03d}.png").write_bytes(_png(arr))
-                imgs.append(arr[None] if gray else arr.transpose(2, 0, 1))
-                labels.append(ci)
-        expect[split] = (torch.from_numpy(np.stack(imgs)), labels)
+                items.append((i, ci, arr[None] if gray else arr.transpose(2, 0, 1)))
+        if split == "test":
+            items.sort(key=lambda t: (t[0], t[1]))
+        expect[split] = (torch.from_numpy(np.stack([t[2] for t in items])), [t[1] for t in items])
     return expect
 
 
@@ -114,6 +119,15 @@ def _zip(src: Path, dest: Path, prefix: str = "") -> Path:
         for p in sorted(src.rglob("*")):
             zf.write(p, prefix + p.relative_to(src).as_posix() + ("/" if p.is_dir() else ""))
     return dest
+
+
+def test_interleaved_order_balances_any_prefix():
+    """Class-sorted labels (unequal class sizes) taken round-robin; every position exactly once."""
+    labels = [0] * 3 + [1] * 1 + [2] * 2
+    order = image_folder.interleaved(labels)
+    assert sorted(order.tolist()) == list(range(6))
+    assert [labels[i] for i in order] == [0, 1, 2, 0, 2, 0]
+    assert order.tolist() == [0, 3, 4, 1, 5, 2]  # within a class the folder order is kept
 
 
 def test_directory_roundtrip(tmp_path, monkeypatch):
