@@ -5,8 +5,8 @@
 
 Both models of the Fashion-MNIST presets (B-SNN T=8, BNN), initialised from the shipped
 checkpoints, trained on the same batches: standard steps, and hardware-aware steps on the chip of
-scenarios/chips/stt_mram_spread_0.05.yaml with a fresh chip every step (--hw-resample 1, the
-presets' setting) and every 10 steps. Prints seconds per step and the ratio to the standard step.
+scenarios/chips/stt_mram_spread_0.05.yaml with a fresh chip every step (--hw-resample 1) and
+every 10 steps (the presets' setting). Prints seconds per step and the ratio to the standard step.
 """
 
 from __future__ import annotations

@@ -60,6 +60,24 @@ def test_components_match_hand_calculations():
     assert rep.array_ops == pytest.approx(sum(2 * T * l.positions * l.n_slots * l.rows * l.cols for l in prog.xnor_layers))
 
 
+@pytest.mark.parametrize("kind", ["bsnn", "bnn"])
+def test_output_layer_adds_without_multiplying(kind):
+    """Binary inputs to the full-precision output layer: a spike adds its weight, a +-1 activation
+    adds or subtracts it, so the layer costs one fp32 add per (input, class) that is active
+    (B-SNN: per spike and time step, plus the membrane accumulation), never a multiply."""
+    cfg = AnalogConfig(device=SttMramDevice(sigma_r_p=0, sigma_r_ap=0), buffer=ResidualBufferConfig(kt_c_noise=False))
+    prog, d, res = _run(kind, cfg)
+    rep = inference_energy(prog, cfg, res.activity, res.spike_rates, poisson_rate(d.images, prog.image_size))
+    f_in, classes = prog.output.weight.shape[1], prog.output.out_features
+    last = prog.xnor_layers[-1].index
+    if kind == "bsnn":
+        T = prog.timesteps
+        expected = (T * res.spike_rates[last] * f_in * classes + T * classes) * D.E_FP32_ADD_J
+    else:
+        expected = f_in * classes * D.E_FP32_ADD_J
+    assert rep.joules[f"L{prog.output.index}"]["output_layer"] == pytest.approx(expected, rel=1e-12)
+
+
 def test_sparse_spikes_do_not_save_array_energy_and_both_engines_agree():
     """A non-spike drives the complement line: array energy does not scale with the spike rate.
     Here: the B-SNN's array energy per time step is that of a read of every row regardless."""

@@ -14,8 +14,8 @@ from imcnoise.imc import AnalogChip, AnalogConfig, XnorEngine, compare_engines, 
 from imcnoise.models.checkpoint import load_checkpoint
 from imcnoise.sweep.scenario import SHIPPED_DIR
 
-PRESETS = ["fmnist-bsnn", "fmnist-bnn", "fmnist-bnn-hw", "cifar10jpeg-bsnn", "cifar10jpeg-bnn"]
-FULL = {"fmnist-bsnn": None, "fmnist-bnn": None, "fmnist-bnn-hw": None, "cifar10jpeg-bsnn": 2000, "cifar10jpeg-bnn": None}
+PRESETS = ["fmnist-bsnn", "fmnist-bnn", "fmnist-bsnn-hw", "fmnist-bnn-hw", "cifar10jpeg-bsnn", "cifar10jpeg-bnn"]
+FULL = {"fmnist-bsnn": None, "fmnist-bnn": None, "fmnist-bsnn-hw": 2000, "fmnist-bnn-hw": None, "cifar10jpeg-bsnn": 2000, "cifar10jpeg-bnn": None}
 
 
 def _ckpt(name):

@@ -161,10 +161,11 @@ def inference_energy(program: ChipProgram, cfg: AnalogConfig, activity: dict[int
     # output layer: F inputs -> classes, summed over T
     f_in, classes = out.weight.shape[1], out.out_features
     last = program.xnor_layers[-1].index
+    # binary inputs need no multiplier: a spike adds its weight, a +-1 activation adds or subtracts it
     if bsnn:
         e_out = T * spike_rates.get(last, 0.5) * f_in * classes * D.E_FP32_ADD_J + T * classes * D.E_FP32_ADD_J
     else:
-        e_out = f_in * classes * (D.E_FP32_MULT_J + D.E_FP32_ADD_J)
+        e_out = f_in * classes * D.E_FP32_ADD_J
     rep.joules[f"L{out.index}"] = {"output_layer": e_out}
     latency += T * f_in * classes / (D.DIGITAL_LANES * D.DIGITAL_CLOCK_HZ)
     rep.latency_s = latency
