@@ -19,8 +19,8 @@ One function per component; the per-operation figures and their sources are in
   charge (+dot, -bias), compare, and a reset add per spike (B-SNN); compare only (BNN);
 * **first / output layer** -- full precision: the B-SNN's first layer accumulates its fan-out for
   each input spike (event-driven adds), the BNN's multiplies and adds every input; batch norm and
-  the neuron per output; the output layer accumulates (B-SNN: per incoming spike) or
-  multiplies-and-adds (BNN);
+  the neuron per output; the output layer's inputs are binary, so it only adds: per incoming
+  spike and time step (B-SNN), or +-w per input (BNN);
 * **poisson** -- one LFSR step and comparison per pixel and time step (B-SNN).
 
 Latency: the sub-arrays of a layer read in parallel, the output positions of a layer one after the
