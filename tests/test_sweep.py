@@ -232,3 +232,29 @@ def test_report_command_and_api(tmp_path, ckpts):
     assert set(res) >= {"trials", "per_model", "paired", "reference"}
     r = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "no sweep results" in r.output
+
+
+def test_plots_take_categorical_axes_in_scenario_order(tmp_path):
+    """A sweep over a string parameter (chip.calibration.mode) is plotted against its categories,
+    in the scenario's order, beside a numeric axis (this used to fail after the tables were written)."""
+    import matplotlib.image as mpimg
+
+    from imcnoise.sweep.report import plot_axes
+
+    modes, spreads = ["nominal", "reference", "trim"], [0.04, 0.08]
+    rows, point = [], 0
+    for mode in modes:
+        for s in spreads:
+            for m in ("bsnn", "bnn"):
+                acc = 0.9 - (0.3 if (m == "bsnn" and mode != "trim") else 0.0) * s / 0.08
+                rows.append({"point": point, "model": m, "mean": acc, "ci95_low": acc - 0.01, "ci95_high": acc + 0.01, "n": 4,
+                             "chip.calibration.mode": mode, "chip.device.sigma_r_p": s})
+            point += 1
+    res = {"axes": ["chip.calibration.mode", "chip.device.sigma_r_p"], "per_model": pd.DataFrame(rows),
+           "reference": pd.DataFrame([{"model": "bsnn", "accuracy": 0.9}, {"model": "bnn", "accuracy": 0.9}]),
+           "scenario": {"scenario": {"name": "t", "sweep": {"axes": [{"path": "chip.calibration.mode", "values": modes},
+                                                                      {"path": "chip.device.sigma_r_p", "values": spreads}]}}}}
+    files = plot_axes(res, tmp_path)
+    assert [f.name for f in files] == ["accuracy_vs_mode.png", "accuracy_vs_sigma_r_p.png"]
+    for f in files:
+        assert mpimg.imread(f).shape[0] > 100

@@ -181,19 +181,28 @@ def plot_axes(res: dict, out: Path) -> list[Path]:
         combos = pm[others].drop_duplicates().to_dict("records") if others else [{}]
         combos = combos[:6]
         fig, subs = plt.subplots(1, len(combos), figsize=(5.2 * len(combos), 4.0), squeeze=False, sharey=True)
+        numeric = pd.api.types.is_numeric_dtype(pm[paths[0]])
+        categories = [] if numeric else list(dict.fromkeys(pm.sort_values("point")[paths[0]]))
         for ax, combo in zip(subs[0], combos):
             sel = pm
             for k, v in combo.items():
                 sel = sel[sel[k] == v]
             for m, color in (("bsnn", "tab:blue"), ("bnn", "tab:orange")):
-                s = sel[sel.model == m].sort_values(paths[0])
-                x = s[paths[0]].astype(float)
+                s = sel[sel.model == m]
+                if numeric:
+                    s = s.sort_values(paths[0])
+                    x = s[paths[0]].astype(float)
+                else:  # e.g. chip.calibration.mode: categories in the scenario's order
+                    s = s.assign(_x=s[paths[0]].map(categories.index)).sort_values("_x")
+                    x = s["_x"]
                 ax.plot(x, 100 * s["mean"], "o-", color=color, label=f"{MODEL_LABEL[m]} (mean, 95% CI)")
                 ax.fill_between(x, 100 * s["ci95_low"].fillna(s["mean"]), 100 * s["ci95_high"].fillna(s["mean"]),
                                 color=color, alpha=0.2)
                 if m in refs:
                     ax.axhline(100 * refs[m], color=color, ls="--", lw=1, label=f"{MODEL_LABEL[m]} noise-free")
             ax.set_xlabel(label)
+            if not numeric:
+                ax.set_xticks(range(len(categories)), [str(c) for c in categories])
             ax.set_title(", ".join(f"{k.split('.')[-1]}={v}" for k, v in combo.items()) or "", fontsize=9)
             ax.grid(alpha=0.3)
         subs[0][0].set_ylabel("test accuracy (%)")
