@@ -3,14 +3,20 @@
 
     .venv/bin/python benchmarks/mc_throughput.py [--chips 8] [--images 200] [--k auto] [--device cpu|cuda]
 
-Work: `--chips` chip instances (STT-MRAM, sigma 0.04, comparator offset 1 LSB, reference
-calibration, kT/C at the default 100 fF) x `--images` Fashion-MNIST test images, for the shipped
+Work: `--chips` chip instances x `--images` Fashion-MNIST test images, for the shipped
 B-SNN and BNN. Reports chip-trials x images per second of both engines, checks that their
 predictions are identical, times the noise-free float model's eval (what `imcnoise eval` runs,
 fp32) on the same images, and gives the fast engine's effective MAC rate (XNOR cells read per
 second) as a fraction of an fp32 GEMM peak measured in the same run (torch.mm, 2048^3). The last
 line is the summary: speed-up of the fast engine over the aihwkit path, noisy cost per chip-image
 over noise-free cost per image, and the share of the GEMM peak.
+
+Chips (``--chip``): ``default`` -- the buildable default chip (imcnoise.imc.AnalogConfig(): merged-line
+voltage sensing of 64-cell sensings, access transistors, 2 Ohm per cell of wire, 6-bit ADCs shared by 8
+lines, reference rows + trim read through the noisy path, 4.5 mV comparator offsets, kT/C) at its
+measured MTJ spread (sigma 0.05); ``legacy`` -- the chip of the results before 2026-12
+(scenarios/chips/legacy_2026_11.yaml) at sigma 0.04 with a 1-LSB comparator offset, the issue-12 setting;
+or a chip YAML file.
 """
 
 from __future__ import annotations
@@ -44,6 +50,20 @@ def gemm_peak_macs(device, n=2048, repeat=5) -> float:
     return n ** 3 / best
 
 
+def bench_chip(name: str) -> AnalogConfig:
+    from imcnoise.training.hw_aware import load_chip
+
+    from _common import REPO
+
+    if name == "default":
+        return AnalogConfig()
+    if name == "legacy":
+        c = load_chip(REPO / "scenarios" / "chips" / "legacy_2026_11.yaml")
+        return c.model_copy(update={"device": SttMramDevice(sigma_r_p=0.04, sigma_r_ap=0.04, read_voltage_v=0.25),
+                                    "sense_amp": c.sense_amp.model_copy(update={"offset_sigma_v": None, "offset_sigma_lsb": 1.0})})
+    return load_chip(name)
+
+
 def macs_per_image(prog) -> int:
     """XNOR cell reads of one inference: T x positions x slots x rows x cells."""
     return sum(prog.timesteps * l.positions * l.n_slots * l.rows * l.cols for l in prog.xnor_layers)
@@ -60,15 +80,16 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bsnn", default=None, help="checkpoint (default: shipped fmnist-bsnn)")
     ap.add_argument("--bnn", default=None, help="checkpoint (default: shipped fmnist-bnn)")
+    ap.add_argument("--chip", default="default", help="default | legacy | a chip YAML")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
-    cfg = AnalogConfig(device=SttMramDevice(sigma_r_p=0.04, sigma_r_ap=0.04), sense_amp=SenseAmpConfig(offset_sigma_lsb=1.0))
+    cfg = bench_chip(args.chip)
     data = load_dataset("fashion-mnist", "test").subset(args.images)
     seeds = list(range(100, 100 + args.chips))
     peak = gemm_peak_macs(dev)
-    print(f"machine: {machine()}; device {dev}\nfp32 GEMM peak (torch.mm 2048^3): {peak / 1e9:.1f} GMAC/s\n")
+    print(f"machine: {machine()}; device {dev}; chip {args.chip}\nfp32 GEMM peak (torch.mm 2048^3): {peak / 1e9:.1f} GMAC/s\n")
     print("| model | engine | K | seconds | chip-trials x images / s | speed-up | effective GMAC/s | % of GEMM peak | identical |")
     print("|---|---|---|---|---|---|---|---|---|")
     summary = {"speedup": {}, "noisy": {}, "peak": {}}

@@ -11,9 +11,20 @@ from __future__ import annotations
 BOLTZMANN_J_PER_K = 1.380649e-23
 ROOM_TEMPERATURE_K = 300.0
 
-# --- XNOR array geometry
-ARRAY_ROWS = 256  # rows (output neurons) per sub-array; assumption, common macro size
-ARRAY_COLS = 256  # XNOR cells (complementary device pairs) per row of a sub-array; assumption
+# --- XNOR array geometry (the buildable default, README "The default chip")
+# DNN+NeuroSim V1.3 default sub-array 128 x 128 (Param.cpp numRowSubArray / numColSubArray).
+ARRAY_ROWS = 128
+ARRAY_COLS = 128
+# Cells driven and sensed together: 64 (Jung et al., Nature 601:211, 2022: 64 x 64 MRAM crossbar;
+# published macros sense 64-128 cells at once, device-parameters.md "Buildable operating points").
+CELLS_PER_SENSING = 64
+# Rows read at once: 16, the largest power of two whose lines (16 rows x 2 sensings of 64 cells,
+# merged-line voltage sensing at 0.2 V: <= 0.13 mW each) stay within the 5 mW sub-array read power
+# below (MAX_SUBARRAY_POWER_W); the other rows of a sub-array take further reads.
+ROWS_PER_READ = 16
+# Summing-line resistance per cell pitch: ~2 Ohm (22 nm interconnect ~13 Ohm/um at a 4F cell pitch,
+# DNN+NeuroSim; 2 Ohm at 65 nm, X-CHANGR arXiv:1907.00285; 2-10 Ohm at 45-65 nm, WAGONN arXiv:2406.14706).
+WIRE_RESISTANCE_OHM = 2.0
 # Conductances of programmed devices are held on a grid of G_on_nominal / 2**CONDUCTANCE_GRID_BITS.
 # 2**-12 = 0.024 % of G_on, far below any device spread; it makes every array MAC an exact fp32
 # sum (<= 2 * 256 cells), so every engine (aihwkit tiles, fast grouped convolutions, CPU or GPU)
@@ -29,11 +40,20 @@ CONDUCTANCE_MAX_NORM = 8.0
 # ONE cell, not the step of one match in a 252-cell sum: not used, see the sense stage below.)
 STT_R_P_OHM = 6e3
 STT_TMR = 1.0
-STT_READ_VOLTAGE_V = 0.25
+# Read bias: NVSim's sample cell reads at 0.25 V; the buildable default reads at 0.2 V so that the
+# largest current a merged-line read puts through a device, V G_on / (1 + G_off/G_on) = 17 uA with
+# the access transistor, stays below the 20 uA read-disturb limit (MAX_CELL_CURRENT_A; at 0.25 V: 21 uA).
+STT_READ_VOLTAGE_V = 0.2
 # Device-to-device spread of R_P / R_AP, lognormal: sigma/mu ~ 5.3 % measured for both states
 # (Princeton lungyenc/mram_mult, MramSettings.py; device-parameters.md); 0.03-0.08 brackets real
-# MTJ arrays. Default 0.03; swept.
-STT_SIGMA_R = 0.03
+# MTJ arrays; a 40 nm STT-MRAM macro measured CV 5.1 % (R_P 3364 +- 172 Ohm) and 5.2 % (R_AP) (Nature
+# Electronics 2025, doi:10.1038/s41928-025-01479-y, Extended Data Fig. 1). Default: the measured 0.05; swept.
+STT_SIGMA_R = 0.05
+
+# Access transistor in series with every device (2T2MTJ cell): 1.5 kOhm = 0.25 x R_on of the 6 kOhm
+# MTJ (DNN+NeuroSim V1.3: access resistance 0.25 R_on); with it the effective TMR falls from 100 %
+# to 80 % (device-parameters.md).
+ACCESS_RESISTANCE_OHM = 1.5e3
 
 # --- RRAM
 # NVSim sample RRAM cell: R_on (LRS) = 100 kOhm, R_off (HRS) = 10 MOhm.
@@ -62,22 +82,39 @@ SUPPLY_V = 0.9  # 28 nm core supply (assumption within that range)
 SA_FULL_SCALE_V = 0.8  # assumption: 0.1 V head-room below the supply
 
 # --- sense amplifier / ADC
+# Default scheme: the merged source-line voltage of a complementary row (the paper's reference [3],
+# Pham et al., ISCAS 2021; STT-BNN, IEEE JETCAS 12(2):569, 2022).
+SENSE_SCHEME = "voltage"
+# scheme bitwise: difference at the latch input between an on-state and an off-state cell read: the
+# NVSim sample cell's minimum sense voltage, 25 mV (the margin for reading ONE cell).
+BIT_MARGIN_V = 25e-3
 # Latch-comparator input-referred offset: sigma 3.44 mV (dynamic latch, 0.18 um, Monte Carlo; Rahman
 # et al., "A High-Speed and Low-Offset Dynamic Latch Comparator", Scientific World Journal 2014,
 # 258068) -- i.e. ~4 LSB of the STT default: a chip needs per-column trim (calibration mode "trim").
 # Default: ideal (0), so that the default chip isolates device effects; the scenarios sweep 0-3.4 mV.
-SA_OFFSET_SIGMA_V = 0.0
+# Default: the offset of a 55 nm CIM comparator array before calibration, 14.7 mV at 3.3 sigma,
+# i.e. 4.5 mV (1.03 mV at 3.3 sigma = 0.31 mV after its binary-search trim; Microelectronics &
+# Computer 2025, doi:10.19304/J.ISSN1000-7180.2025.0018, abstract): the chip's trim removes it.
+SA_OFFSET_SIGMA_V = 4.5e-3
 SA_OFFSET_UNCALIBRATED_V = 3.44e-3
 # Dynamic (per-decision) comparator noise: default 0; swept (a fraction of a mV is typical of
 # latches sized for mV offsets, assumption).
 SA_NOISE_SIGMA_V = 0.0
-# DNN+NeuroSim default ADC is 5 bits for 128x128 sub-arrays; default here: full resolution
-# (ceil(log2(cells + 1)) bits: every match count resolved), i.e. no quantisation error.
-ADC_BITS = None
+# ADC: 6-bit SAR converters shared by several columns (Deaville et al., JSSC 60(5), 2025, 22 nm
+# MRAM CIM); DNN+NeuroSim V1.3: 8 columns per ADC (numColMuxed), 5-bit ADC.
+ADC_BITS = 6
+ADC_SHARE = 8
+# SAR conversion time: (bits + 1) cycles of 1 ns (DNN+NeuroSim SarADC.cpp: latency (log2(levels) + 1) ns).
+ADC_BIT_TIME_S = 1e-9
 
 # --- calibration of the sense path (device-parameters.md, "Calibration and the mean of a lognormal
 # spread"): real macros calibrate against the device population, not against nominal values.
-CALIBRATION_MODE = "reference"
+# Default: reference rows set the converter's range and a per-line trim DAC cancels each line's
+# offset (published macros calibrate their offsets: ~4.5 mV before, ~0.3 mV after in a 55 nm CIM
+# comparator array, device-parameters.md).
+CALIBRATION_MODE = "reference_trim"
+# Reads averaged per calibration measurement (assumption: a power-up calibration of a few us).
+CALIBRATION_READS = 16
 # Reference columns per sub-array, of each kind (all-on, all-off): 4 + 4 extra lines per 256 rows
 # (3 % area; assumption). Their finite-sample error stays in the model.
 CALIBRATION_REFERENCE_COLUMNS = 4
@@ -96,17 +133,36 @@ BUFFER_HOLD_TIME_S = 10e-9  # one time slot; assumption
 BUFFER_LEAK_RESISTANCE_OHM = float("inf")  # droop V(t) = V0 exp(-t / (R C)); default no leakage
 BUFFER_GAIN_SIGMA = 0.0  # static per-column gain mismatch of the hold/add path
 
+# --- limits of a buildable chip (imcnoise/imc/physics/limits.py)
+# Read disturb: "the sensing current should be < 20 uA to protect the read disturbance in the beyond
+# 45-nm technology" (Na, Kim, Kim, Kang, Jung, IEEE TVLSI 22(7):1620, 2014).
+MAX_CELL_CURRENT_A = 20e-6
+# Electromigration of a summing line: Cu design current densities are ~1-2 MA/cm^2 (onset 1e6-1e7
+# A/cm^2; secondary sources, unconfirmed); a minimum 22 nm M1 line (40 x 76 nm, DNN+NeuroSim's wire
+# table) carries ~30-60 uA. Assumption: summing lines drawn ~4 x 4 wider and thicker in an upper
+# metal carry 1 mA during a read. Swept rather than trusted.
+MAX_LINE_CURRENT_A = 1e-3
+# Peak power of one sub-array read: assumption, 5 mW (a 128 x 128 sub-array of a macro whose
+# ~8-16 active sub-arrays stay within ~50 mW; 22 nm MRAM macros report peak current as a supply-
+# integrity problem (ISSCC 2021, 13.4), no figure found).
+MAX_SUBARRAY_POWER_W = 5e-3
+# The summing line's node voltages may deviate by at most 10 % of the read voltage (assumption): the
+# line network is solved exactly for ohmic devices, and an MTJ's conductance changes with its bias.
+MAX_IR_DROP_FRACTION = 0.1
+
 # --- energy and latency (imcnoise/imc/physics/energy.py)
-# Read window of one array read (the integrator's integration time; for the auto / TIA stages the
-# time the row current flows): 10 ns, a typical analog IMC macro read cycle (assumption).
+# Read window of one array read (the time the line current flows; a current integrator's
+# integration time): 10 ns (DNN+NeuroSim V1.3 Param.cpp readPulseWidth = 10e-9 s).
 READ_TIME_S = 10e-9
 # Input line capacitance per cell crossed (wire ~0.2 fF/um at a ~0.5 um cell pitch, NeuroSim-style
 # wire model; assumption): a line crossing a sub-array's rows is charged to V_read once per read.
 LINE_CAPACITANCE_PER_CELL_F = 0.1e-15
-# ADC energy by resolution, Walden figure of merit E = FoM * 2**bits: SAR ADCs reach ~1-10
-# fJ/conversion-step (B. Murmann, "ADC Performance Survey 1997-2024", Stanford) (unconfirmed);
-# 5 fJ/step: a 10-bit column conversion costs 5 pJ.
-ADC_FOM_J_PER_STEP = 5e-15
+# ADC energy by resolution, Walden figure of merit E = FoM * 2**bits per conversion.
+# Default figure of merit: 10.2 fJ/conversion-step of a pitch-matched 3-8 bit SAR / single-slope ADC
+# for compute-in-memory (Fan et al., ISCAS 2022, doi:10.1109/ISCAS48785.2022.9937285, 65 nm, abstract):
+# 0.65 pJ per 6-bit conversion. (Standalone 5-8 bit SAR ADCs: median ~34 fJ/step, Murmann survey;
+# DNN+NeuroSim's 22 nm SAR model: ~53 fJ per 6-bit conversion.) The legacy chip used 5 fJ/step.
+ADC_FOM_J_PER_STEP = 10.2e-15
 # Digital operations at 45 nm (M. Horowitz, "Computing's energy problem (and what we can do about
 # it)", ISSCC 2014): 8-bit integer add 0.03 pJ, 32-bit add 0.1 pJ; 32-bit float add 0.9 pJ,
 # 32-bit float multiply 3.7 pJ. A 16-bit add (membrane / partial-sum accumulation): 0.05 pJ,
@@ -114,6 +170,10 @@ ADC_FOM_J_PER_STEP = 5e-15
 E_ADD16_J = 0.05e-12
 E_FP32_ADD_J = 0.9e-12
 E_FP32_MULT_J = 3.7e-12
+# Scheme bitwise: one latch decision per cell read (assumption: ~10 fJ, a small dynamic latch at
+# 22-28 nm), and the popcount of a row's decisions as n / 8 8-bit adds (Horowitz's 0.03 pJ each).
+E_LATCH_J = 10e-15
+E_ADD8_J = 0.03e-12
 # Poisson input: a 16-bit LFSR step and a comparison per pixel and time step (assumption: ~0.1 pJ,
 # two 16-bit add-equivalents).
 E_POISSON_J = 0.1e-12

@@ -30,34 +30,72 @@ def tune_allocator() -> bool:
 
 class compiled:
     """``fn`` compiled by ``torch.compile`` (one fused loop instead of many tensor passes), or run
-    eagerly where compilation is off (``IMCNOISE_COMPILE=0``) or fails (no C++ compiler).
+    eagerly where compilation is off (``IMCNOISE_COMPILE=0``), fails (no C++ compiler), or does not
+    pay: calls whose largest tensor has fewer than ``min_numel`` elements (``IMCNOISE_COMPILE_MIN``,
+    default 2**20) run eagerly -- a compilation costs tens of seconds.
 
     Only for functions whose result is the same either way: integer arithmetic, table lookups,
-    comparisons and float operations whose products are exact (inductor's CPU code is built with
-    -ffp-contract=off and without unsafe math, so every remaining float operation is the same
-    correctly rounded IEEE operation as eager torch's). tests/test_runtime.py checks it.
+    comparisons and plain float operations (inductor's CPU code is built with -ffp-contract=off and
+    without unsafe math, so every float operation is the same correctly rounded IEEE operation as
+    eager torch's; fused multiply-adds are written out, imcnoise.imc.physics.sense.muladd).
+    tests/test_noise_streams.py checks compiled against eager results, and that the compiled code ran.
+
+    An exception from the compiled call is retried eagerly: if the eager call raises too, the error is
+    the function's own and propagates; otherwise compilation failed, and this function runs eagerly
+    from then on (with one warning). ``calls`` counts how many calls ran compiled and eagerly.
     """
 
-    def __init__(self, fn):
+    def __init__(self, fn=None, *, work=None, min_numel: int | None = None):
         self.fn = fn
+        self.work = work  # elements a call processes, from its arguments (default: its largest tensor)
+        self._min = min_numel  # this function's threshold (default: IMCNOISE_COMPILE_MIN)
         self._compiled = None
-        self._failed = os.environ.get("IMCNOISE_COMPILE", "1") == "0"
-        functools.update_wrapper(self, fn)
+        self._failed = False
+        self.calls = {"compiled": 0, "eager": 0}
+        if fn is not None:
+            functools.update_wrapper(self, fn)
+
+    @staticmethod
+    def enabled() -> bool:
+        return os.environ.get("IMCNOISE_COMPILE", "1") != "0"
+
+    @staticmethod
+    def min_numel() -> int:
+        try:
+            return int(os.environ.get("IMCNOISE_COMPILE_MIN", str(1 << 20)))
+        except ValueError:
+            return 1 << 20
+
+    def _eager(self, *args, **kwargs):
+        self.calls["eager"] += 1
+        return self.fn(*args, **kwargs)
 
     def __call__(self, *args, **kwargs):
-        if self._failed:
-            return self.fn(*args, **kwargs)
+        import torch
+
+        if self.fn is None:  # used as @compiled(work=...): wrap the function
+            self.fn = args[0]
+            functools.update_wrapper(self, self.fn)
+            return self
+        if self._failed or not self.enabled():
+            return self._eager(*args, **kwargs)
+        big = self.work(*args, **kwargs) if self.work is not None else \
+            max((a.numel() for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), default=0)
+        if big < (self._min if self._min is not None else self.min_numel()):
+            return self._eager(*args, **kwargs)
         try:
             if self._compiled is None:
-                import torch
                 import torch._dynamo.config as dynamo
 
                 # one graph per layer shape class, time-step count and dtype: more than dynamo's default 8
                 dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
                 self._compiled = torch.compile(self.fn, dynamic=True)
-            return self._compiled(*args, **kwargs)
+            out = self._compiled(*args, **kwargs)
+            self.calls["compiled"] += 1
+            return out
         except Exception as exc:  # pragma: no cover - depends on the installation
+            out = self._eager(*args, **kwargs)  # raises if the error is the function's own
             self._failed = True
             warnings.warn(f"torch.compile of {self.fn.__name__} failed ({type(exc).__name__}: {exc}); running it eagerly "
                           "(same results, slower)")
-            return self.fn(*args, **kwargs)
+            return out

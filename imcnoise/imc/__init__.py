@@ -20,7 +20,8 @@ _API = {
     # schema
     "AnalogConfig": "config", "ArrayConfig": "config", "SenseAmpConfig": "config", "ResidualBufferConfig": "config",
     "SttMramDevice": "config", "RramDevice": "config", "AihwkitPcmDevice": "config", "AihwkitReRamDevice": "config",
-    "device_tags": "config",
+    "device_tags": "config", "CellConfig": "config", "CalibrationConfig": "config", "LimitsConfig": "config",
+    "ChipConfig": "config", "TwoStateDevice": "config",
     # program
     "ChipProgram": "program", "XnorLayer": "program", "DigitalLayer": "program", "fold_model": "program",
     "fold_checkpoint": "program", "map_layer": "program", "LayerMap": "program",
@@ -28,6 +29,7 @@ _API = {
     "make_noise_model": "physics.devices", "target_conductances": "physics.cell", "nominal_off_ratio": "physics.cell",
     "GRID": "physics.cell", "PeripheryDraw": "physics.sense", "ReadNoise": "physics.noise", "sense": "physics.sense",
     "inference_energy": "physics.energy", "poisson_rate": "physics.energy", "EnergyReport": "physics.energy",
+    "check_buildable": "physics.limits", "ChipLimitError": "physics.limits", "make_scheme": "physics.schemes",
     # engines
     "Engine": "engines.base", "evaluate": "engines.base", "ErrorStats": "engines.base",
     "XnorEngine": "engines.integer", "evaluate_xnor": "engines.integer",

@@ -1,11 +1,18 @@
-"""Validated configuration of an analog XNOR chip (device, sense stage, calibration, residual buffer, array).
+"""Validated configuration of an analog XNOR chip: device, cell, array, sense path, calibration, buffer, limits.
 
 The schema only: what a chip *is*, not how it behaves (that is :mod:`imcnoise.imc.physics`).
 Physical units throughout, named in the field (``_ohm``, ``_v``, ``_f``, ``_k``, ``_s`` for
-seconds, ``_siemens``/``_us`` for conductances, ``_lsb`` for one XNOR match at the sense node).
-Every physical field has the range a real device or circuit can have; its unit and range are in
-its description (``imcnoise schema`` prints them) and in the error a bad value raises. Every
-default comes from :mod:`imcnoise.defaults`, where its source is named.
+seconds, ``_a`` for amperes, ``_w`` for watts, ``_siemens``/``_us`` for conductances, ``_lsb``
+for one XNOR match at the sense node). Every physical field has the range a real device or
+circuit can have; its unit and range are in its description (``imcnoise schema`` prints them) and
+in the error a bad value raises. Every default comes from :mod:`imcnoise.defaults`, where its
+source is named.
+
+The nominal operating point of a chip (cell conductances with the access transistor, the LSB at
+the sense node, the full-scale swing, the current a line and a sub-array draw) is derived here,
+from the schema alone, by the functions at the end of this module; whether a configuration is
+buildable (its limits, the validity of the line model) is checked by
+:func:`imcnoise.imc.physics.limits.check_buildable`.
 
 Two kinds of noise parameters, not to be confused:
 
@@ -17,24 +24,25 @@ Two kinds of noise parameters, not to be confused:
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Optional, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from .. import defaults as D
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
-def phys(default, lo: float, hi: float, unit: str, what: str, *, lo_open: bool = False, optional: bool = False):
+def phys(default, lo: float, hi: float, unit: str, what: str, *, lo_open: bool = False, optional: bool = False, **kw):
     """A physical field: ``what`` in ``unit``, allowed ``lo`` .. ``hi`` (``lo`` excluded when ``lo_open``)."""
     bound = {"gt" if lo_open else "ge": lo, "le": hi}
     rng = f"{'>' if lo_open else ''}{lo:g} .. {hi:g} {unit}".strip()
     text = f"{what} [{unit}]; allowed {rng}" if unit else f"{what}; allowed {rng}"
     return Field(default, description=text + ("; null: see above" if optional else ""),
-                 json_schema_extra={"unit": unit, "range": rng}, **bound)
+                 json_schema_extra={"unit": unit, "range": rng}, **bound, **kw)
 
 
 def sigma(default, what: str):
@@ -48,7 +56,26 @@ def prob(default, what: str):
 READ_SIGMA = "per-read (cycle-to-cycle) noise, std as a fraction of the device conductance, drawn at every read"
 
 
-class SttMramDevice(_Strict):
+class TwoStateDevice(_Strict):
+    """A device with an on (low-resistance, weight bit 1 on line A) and an off state.
+
+    Every device model gives its nominal on / off conductances, the read bias across a cell and
+    its per-read noise; the engines and the physics use only these (and the model's own noise
+    model, :func:`imcnoise.imc.physics.devices.make_noise_model`)."""
+
+    read_voltage_v: float
+    read_sigma: float
+
+    @property
+    def g_on_siemens(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def g_off_siemens(self) -> float:
+        raise NotImplementedError
+
+
+class SttMramDevice(TwoStateDevice):
     """MTJ pair: parallel (P, low R, weight bit 1 on line A) / anti-parallel (AP) states."""
 
     model: Literal["stt_mram"] = "stt_mram"
@@ -76,7 +103,7 @@ class SttMramDevice(_Strict):
         return 1.0 / (self.r_p_ohm * (1.0 + self.tmr))
 
 
-class RramDevice(_Strict):
+class RramDevice(TwoStateDevice):
     """RRAM pair: low-resistance (LRS, weight bit 1 on line A) / high-resistance (HRS) states."""
 
     model: Literal["rram"] = "rram"
@@ -109,7 +136,7 @@ class RramDevice(_Strict):
         return 1.0 / self.r_hrs_ohm
 
 
-class AihwkitPcmDevice(_Strict):
+class AihwkitPcmDevice(TwoStateDevice):
     """aihwkit's ``PCMLikeNoiseModel`` (Nandakumar et al. 2019 fits) on each device of the pair."""
 
     model: Literal["aihwkit_pcm"] = "aihwkit_pcm"
@@ -130,7 +157,7 @@ class AihwkitPcmDevice(_Strict):
         return self.g_on_siemens / self.on_off_ratio
 
 
-class AihwkitReRamDevice(_Strict):
+class AihwkitReRamDevice(TwoStateDevice):
     """aihwkit's ``ReRamWan2022NoiseModel`` (Wan et al., Nature 2022) on each device of the pair."""
 
     model: Literal["aihwkit_reram_wan2022"] = "aihwkit_reram_wan2022"
@@ -157,29 +184,53 @@ def device_tags() -> tuple[str, ...]:
     return tuple(get_args(m)[0] for m in (t.model_fields["model"].annotation for t in get_args(get_args(Device)[0])))
 
 
-class SenseAmpConfig(_Strict):
-    """Sense stage, sense amplifier (latch comparator) and ADC of every output line of every sub-array.
+class CellConfig(_Strict):
+    """The XNOR cell around the two devices: an access transistor in series with each (2T2R)."""
 
-    The stage turns a row current into a sense-node voltage with one transimpedance Z (a current
-    integrator: Z = t/C; a TIA: Z = R_f). ``stage: auto`` sizes Z so that two slots of a full
-    sub-array row of on-state cells end at ``full_scale_v``; ``integrator`` / ``tia`` take Z from
-    the circuit, and the full-scale swing must then fit ``supply_v``. Offsets and noise are
-    input-referred voltages of the comparator (or the same in LSB of the nominal match voltage).
+    access_resistance_ohm: float = phys(D.ACCESS_RESISTANCE_OHM, 0.0, 1e7, "Ohm",
+                                        "on-resistance of the access transistor in series with each device (0: none)")
+
+
+SCHEMES = ("current", "voltage", "bitwise")
+
+
+class SenseAmpConfig(_Strict):
+    """How each output line of a sub-array is sensed and converted.
+
+    ``scheme``: ``current`` -- the line is held at virtual ground and its current summed into a
+    sense stage (a current integrator, Z = t/C, or a TIA, Z = R_f; ``stage: auto`` sizes Z so that
+    two slots of a full sensing of on-state cells end at ``full_scale_v``), then an ADC;
+    ``voltage`` -- the merged source line of a complementary row floats and its voltage
+    V_SL = V_read sum G_read / sum (G_A + G_B) is converted (the paper's reference [3]);
+    ``bitwise`` -- every cell is read by its own latch against a reference and the XNOR bits are
+    counted in digital logic. Offsets and noise are input-referred voltages of the comparator
+    (or the same in LSB of the nominal match voltage).
     """
 
-    stage: Literal["auto", "integrator", "tia"] = Field("auto", description="how the transimpedance Z is given")
+    scheme: Literal["current", "voltage", "bitwise"] = Field(D.SENSE_SCHEME, description="sensing scheme: current | voltage | bitwise")
+    stage: Literal["auto", "integrator", "tia"] = Field("auto", description="how the transimpedance Z is given (scheme current)")
     supply_v: float = phys(D.SUPPLY_V, 0.3, 5.0, "V", "supply of the sense stage")
-    full_scale_v: float = phys(D.SA_FULL_SCALE_V, 0.01, 5.0, "V", "sense-node swing of 2 slots x a full row of on-state cells (stage: auto)", lo_open=True)
-    integration_time_s: float = phys(D.READ_TIME_S, 1e-12, 1e-3, "s", "integration time of one array read (stage integrator: "
-                                     "with the capacitor it sets Z; every stage: the read window of energy and latency)",
-                                     lo_open=True)
+    full_scale_v: float = phys(D.SA_FULL_SCALE_V, 0.01, 5.0, "V", "sense-node swing of 2 slots x a full sensing of on-state "
+                               "cells (scheme current, stage auto)", lo_open=True)
+    read_time_s: float = phys(D.READ_TIME_S, 1e-12, 1e-3, "s", "read window of one array read (the time the line current "
+                              "flows; stage integrator: with the capacitor it sets Z)", lo_open=True,
+                              validation_alias=AliasChoices("read_time_s", "integration_time_s"))
     integration_capacitance_f: float = phys(1e-12, 1e-16, 1e-8, "F", "integrating capacitor (stage: integrator)", lo_open=True)
     feedback_resistance_ohm: float = phys(1e3, 0.1, 1e9, "Ohm", "feedback resistance (stage: tia)", lo_open=True)
-    offset_sigma_v: Optional[float] = phys(None, 0.0, 0.5, "V", "static comparator offset per output line, std", optional=True)
+    offset_sigma_v: Optional[float] = phys(None, 0.0, 0.5, "V", "static comparator offset per output line (per latch: "
+                                           "bitwise), std, before calibration", optional=True)
     offset_sigma_lsb: Optional[float] = phys(None, 0.0, 1e3, "LSB", "the same offset in LSB of the nominal match voltage", optional=True)
-    noise_sigma_v: Optional[float] = phys(None, 0.0, 0.5, "V", "dynamic comparator noise per read, std", optional=True)
+    noise_sigma_v: Optional[float] = phys(None, 0.0, 0.5, "V", "dynamic comparator noise per read (per decision), std", optional=True)
     noise_sigma_lsb: Optional[float] = phys(None, 0.0, 1e3, "LSB", "the same noise in LSB of the nominal match voltage", optional=True)
-    adc_bits: Optional[int] = Field(D.ADC_BITS, ge=1, le=16, description="ADC resolution [bits]; allowed 1 .. 16; null = every count resolved")
+    adc_bits: Optional[int] = Field(D.ADC_BITS, ge=1, le=16, description="ADC resolution [bits]; allowed 1 .. 16; null = every "
+                                    "count resolved (schemes current, voltage)")
+    adc_share: int = Field(D.ADC_SHARE, ge=1, le=4096, description="output lines per ADC (converted one after the other); "
+                           "allowed 1 .. 4096")
+    adc_bit_time_s: float = phys(D.ADC_BIT_TIME_S, 0.0, 1e-3, "s", "SAR cycle: one conversion takes (bits + 1) cycles")
+    adc_fom_j_per_step: float = phys(D.ADC_FOM_J_PER_STEP, 0.0, 1e-9, "J", "ADC energy per conversion step (Walden figure "
+                                     "of merit): one conversion costs FoM 2**bits")
+    bit_margin_v: float = phys(D.BIT_MARGIN_V, 1e-4, 1.0, "V", "scheme bitwise: latch-input difference between a nominal "
+                               "on-state and off-state cell read", lo_open=True)
     clip: bool = Field(True, description="clip the sensed count to [0, full scale]")
 
     @model_validator(mode="after")
@@ -192,20 +243,30 @@ class SenseAmpConfig(_Strict):
         return self
 
 
-class CalibrationConfig(_Strict):
-    """How the sense path learns each sub-array's baseline (zero-count current) and LSB (one match).
+CALIBRATION_MODES = ("reference", "trim", "reference_trim", "nominal")
 
-    ``reference`` (default): reference columns of the same device population per sub-array
-    (all-on and all-off, ``reference_columns`` of each, read once after programming);
-    ``trim``: nominal baseline and LSB, plus a per-output-line trim DAC that removes the static
-    offset measured with all inputs at 0; ``nominal``: nominal device values (no calibration).
+
+class CalibrationConfig(_Strict):
+    """How the sense path learns each line's baseline (zero-count level) and LSB (one match), and
+    how it cancels each line's static offset -- measured through the chip's own noisy path.
+
+    ``reference``: reference rows of the same device population per sub-array (``reference_columns``
+    of them, read with all inputs at 1 and at 0) give baseline and LSB; ``trim``: nominal baseline
+    and LSB, plus a per-line trim DAC that cancels the static error measured with all inputs at 0;
+    ``reference_trim``: both (the reference rows set the converter's range, the trim DACs cancel
+    each line's offset); ``nominal``: nominal device values (what the simulator knows, not the
+    chip). Every calibration read goes through the sense path of the line it calibrates (device
+    read noise, comparator offset and noise, kT/C of a held slot) and is averaged over ``reads``
+    reads (null: an exact, noise-free measurement -- not what a chip can do; for the legacy chip).
     The shifts model a calibration residue common to every line of a chip (for the noise-source
     decomposition); 0 for a real chip.
     """
 
-    mode: Literal["reference", "trim", "nominal"] = Field(D.CALIBRATION_MODE, description="calibration scheme")
+    mode: Literal["reference", "trim", "reference_trim", "nominal"] = Field(D.CALIBRATION_MODE, description="calibration scheme")
+    reads: Optional[int] = Field(D.CALIBRATION_READS, ge=1, le=1 << 20, description="reads averaged per calibration "
+                                 "measurement; allowed 1 .. 1048576; null = exact, noise-free (legacy)")
     reference_columns: int = Field(D.CALIBRATION_REFERENCE_COLUMNS, ge=1, le=256,
-                                   description="reference columns of each kind (all-on, all-off) per sub-array; allowed 1 .. 256")
+                                   description="reference rows of each sub-array; allowed 1 .. 256")
     trim_bits: int = Field(D.CALIBRATION_TRIM_BITS, ge=1, le=12, description="trim DAC resolution [bits]; allowed 1 .. 12")
     trim_range_lsb: float = phys(D.CALIBRATION_TRIM_RANGE_LSB, 0.0, 1e3, "LSB", "trim DAC range (+-)", lo_open=True)
     baseline_shift_lsb: float = phys(0.0, -100.0, 100.0, "LSB", "common-mode baseline error added to every read")
@@ -226,16 +287,58 @@ class ResidualBufferConfig(_Strict):
 
 
 class ArrayConfig(_Strict):
-    rows: int = Field(D.ARRAY_ROWS, ge=1, le=4096, description="rows (output lines) per sub-array; allowed 1 .. 4096")
+    """Sub-array geometry and the summing lines.
+
+    A row of a sub-array (one output neuron's cells in one column tile) is split into sensings of
+    ``cells_per_sensing`` cells; each sensing is its own summing line (a segment with its own
+    sense path), and the partial counts of a row are added digitally. ``rows_per_read`` rows are
+    read at once (each with its own lines); a sub-array takes ceil(rows / rows_per_read) reads per
+    input vector."""
+
+    rows: int = Field(D.ARRAY_ROWS, ge=1, le=4096, description="rows (output neurons) per sub-array; allowed 1 .. 4096")
     cols: int = Field(D.ARRAY_COLS, ge=9, le=4096, description="XNOR cells per row of a sub-array; allowed 9 .. 4096")
+    cells_per_sensing: Optional[int] = Field(D.CELLS_PER_SENSING, ge=9, le=4096, description="cells of a row driven and sensed "
+                                             "together (one summing line), at most a sub-array row; allowed 9 .. 4096 (a 3x3 "
+                                             "kernel is never split); null = a whole sub-array row")
+    rows_per_read: Optional[int] = Field(D.ROWS_PER_READ, ge=1, le=4096, description="rows of a sub-array read at once; "
+                                         "allowed 1 .. 4096; null = all rows")
+    wire_resistance_ohm: float = phys(D.WIRE_RESISTANCE_OHM, 0.0, 1e3, "Ohm", "resistance of the summing line per cell pitch")
+
+    @property
+    def sensing_cells(self) -> int:
+        """Cells per sensing: ``cells_per_sensing``, at most a whole sub-array row (null: the row)."""
+        return self.cols if self.cells_per_sensing is None else min(self.cells_per_sensing, self.cols)
+
+    @property
+    def read_rows(self) -> int:
+        """Rows read at once."""
+        return self.rows if self.rows_per_read is None else min(self.rows_per_read, self.rows)
+
+
+class LimitsConfig(_Strict):
+    """What a buildable chip must respect; a configuration beyond a limit is refused
+    (:func:`imcnoise.imc.physics.limits.check_buildable`). ``.inf`` switches a limit off."""
+
+    cell_current_a: float = phys(D.MAX_CELL_CURRENT_A, 0.0, math.inf, "A", "largest current through one device during a "
+                                 "read (read disturb)", lo_open=True)
+    line_current_a: float = phys(D.MAX_LINE_CURRENT_A, 0.0, math.inf, "A", "largest current in one summing line "
+                                 "(electromigration)", lo_open=True)
+    subarray_power_w: float = phys(D.MAX_SUBARRAY_POWER_W, 0.0, math.inf, "W", "largest power one sub-array read draws",
+                                   lo_open=True)
+    ir_drop_fraction: float = phys(D.MAX_IR_DROP_FRACTION, 0.0, math.inf, "", "largest deviation of a summing line's node "
+                                   "voltages from nominal, relative to the read voltage (the devices stay ohmic)", lo_open=True)
 
 
 class AnalogConfig(_Strict):
+    """A chip: its devices, cells, sub-arrays, sense path, calibration, residual buffer and limits."""
+
     device: Device = Field(default_factory=SttMramDevice)
+    cell: CellConfig = Field(default_factory=CellConfig)
+    array: ArrayConfig = Field(default_factory=ArrayConfig)
     sense_amp: SenseAmpConfig = Field(default_factory=SenseAmpConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     buffer: ResidualBufferConfig = Field(default_factory=ResidualBufferConfig)
-    array: ArrayConfig = Field(default_factory=ArrayConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
     t_inference_s: float = phys(0.0, 0.0, 1e9, "s", "time between programming and inference (drift)")
 
     @model_validator(mode="after")
@@ -244,43 +347,87 @@ class AnalogConfig(_Strict):
         if isinstance(self.device, AihwkitReRamDevice) and self.t_inference_s not in allowed:
             raise ValueError(f"t_inference_s={self.t_inference_s}: the aihwkit_reram_wan2022 model is fitted only at "
                              f"{allowed} s")
-        swing = full_scale_swing_v(self)
-        if swing > self.sense_amp.supply_v * (1 + 1e-9):
-            raise ValueError(f"sense_amp: the full-scale swing of 2 slots x {self.array.cols} on-state cells is "
-                             f"{swing:.3g} V (stage {self.sense_amp.stage}, transimpedance {transimpedance_ohm(self):.3g} Ohm), "
-                             f"more than supply_v = {self.sense_amp.supply_v} V: lower the integration time or the read "
-                             "voltage, or raise the capacitance / lower the feedback resistance")
+        if self.sense_amp.scheme == "current":
+            swing = full_scale_swing_v(self)
+            if swing > self.sense_amp.supply_v * (1 + 1e-9):
+                raise ValueError(f"sense_amp: the full-scale swing of 2 slots x {self.array.sensing_cells} on-state cells is "
+                                 f"{swing:.3g} V (stage {self.sense_amp.stage}, transimpedance {transimpedance_ohm(self):.3g} "
+                                 f"Ohm), more than supply_v = {self.sense_amp.supply_v} V: lower the read time or the read "
+                                 "voltage, or raise the capacitance / lower the feedback resistance")
+        elif self.sense_amp.scheme == "voltage" and 2 * self.device.read_voltage_v > self.sense_amp.supply_v * (1 + 1e-9):
+            raise ValueError(f"sense_amp: the merged-line voltage of 2 slots reaches 2 x read_voltage_v = "
+                             f"{2 * self.device.read_voltage_v:g} V, more than supply_v = {self.sense_amp.supply_v} V")
         return self
 
     @classmethod
-    def ideal(cls, **device_kw) -> "AnalogConfig":
-        """Every non-ideality off (zero spread, no faults, no offsets, no buffer noise)."""
-        dev = SttMramDevice(sigma_r_p=0.0, sigma_r_ap=0.0, **device_kw)
-        return cls(device=dev, buffer=ResidualBufferConfig(kt_c_noise=False))
+    def ideal(cls, device=None, **sections) -> "AnalogConfig":
+        """The default chip with every non-ideality off: zero spread, no faults, no offsets, no wire
+        resistance, no buffer noise, a full-resolution ADC. ``device``: another (ideal) device;
+        ``sections``: fields to set per section, e.g. ``sense_amp={"scheme": "bitwise"}``."""
+        doc = {"device": device if device is not None else SttMramDevice(sigma_r_p=0.0, sigma_r_ap=0.0),
+               "buffer": {"kt_c_noise": False}, "sense_amp": {"offset_sigma_v": 0.0, "adc_bits": None},
+               "array": {"wire_resistance_ohm": 0.0}}
+        for k, v in sections.items():
+            doc[k] = {**doc.get(k, {}), **v} if isinstance(v, dict) and isinstance(doc.get(k), dict) else v
+        return cls(**doc)
 
 
-# ------------------------------------------------------------------------------- derived circuit quantities
+ChipConfig = AnalogConfig
+
+
+# ------------------------------------------------------------------------------- the nominal operating point
+def series_siemens(g_device_siemens: float, r_series_ohm: float) -> float:
+    """Conductance of a device in series with a resistance: 1 / (1/G + R) (exactly G when R = 0)."""
+    return g_device_siemens if r_series_ohm == 0 else 1.0 / (1.0 / g_device_siemens + r_series_ohm)
+
+
+def cell_g_on_siemens(cfg: AnalogConfig) -> float:
+    """Nominal on-state conductance of a cell's read path: the device in series with its access transistor."""
+    return series_siemens(cfg.device.g_on_siemens, cfg.cell.access_resistance_ohm)
+
+
+def cell_g_off_siemens(cfg: AnalogConfig) -> float:
+    return series_siemens(cfg.device.g_off_siemens, cfg.cell.access_resistance_ohm)
+
+
+def cell_off_ratio(cfg: AnalogConfig) -> float:
+    """G_off / G_on of a nominal cell (the engines' conductances are normalised to the cell's G_on)."""
+    return cell_g_off_siemens(cfg) / cell_g_on_siemens(cfg)
+
+
 def transimpedance_ohm(cfg: AnalogConfig) -> float:
-    """Z of the sense stage: row current -> sense-node voltage."""
-    sa, dev = cfg.sense_amp, cfg.device
+    """Z of the current sense stage: line current -> sense-node voltage."""
+    sa = cfg.sense_amp
     if sa.stage == "integrator":
-        return sa.integration_time_s / sa.integration_capacitance_f
+        return sa.read_time_s / sa.integration_capacitance_f
     if sa.stage == "tia":
         return sa.feedback_resistance_ohm
-    return sa.full_scale_v / (2 * cfg.array.cols * dev.g_on_siemens * dev.read_voltage_v)
+    return sa.full_scale_v / (2 * cfg.array.sensing_cells * cell_g_on_siemens(cfg) * cfg.device.read_voltage_v)
 
 
 def volts_per_unit(cfg: AnalogConfig) -> float:
-    """Sense-node voltage of a current of one nominal on-state device (the engines' unit of current)."""
-    return cfg.device.read_voltage_v * cfg.device.g_on_siemens * transimpedance_ohm(cfg)
+    """Sense-node voltage of one unit of line signal (the current of one nominal on-state cell).
+
+    Scheme current: V_read G_on Z. Scheme voltage: the merged line divides by the line's total
+    conductance, V_SL = V_read sum G_read / sum G_tot, so one unit is V_read / sum G_tot -- here
+    for nominal cells (n (1 + r) units); the engines use each line's own sum. Scheme bitwise: the
+    latch input of one nominal on-state cell read, bit_margin_v / (1 - r)."""
+    sa, dev = cfg.sense_amp, cfg.device
+    if sa.scheme == "voltage":
+        return dev.read_voltage_v / (cfg.array.sensing_cells * (1.0 + cell_off_ratio(cfg)))
+    if sa.scheme == "bitwise":
+        return sa.bit_margin_v / (1.0 - cell_off_ratio(cfg))
+    return dev.read_voltage_v * cell_g_on_siemens(cfg) * transimpedance_ohm(cfg)
 
 
 def full_scale_swing_v(cfg: AnalogConfig) -> float:
-    """Sense-node voltage of 2 slots x a full row of nominal on-state cells."""
-    return 2 * cfg.array.cols * volts_per_unit(cfg)
+    """Sense-node voltage of 2 slots x a full sensing of nominal on-state cells (scheme current)."""
+    return 2 * cfg.array.sensing_cells * volts_per_unit(cfg)
 
 
 def lsb_voltage_v(cfg: AnalogConfig) -> float:
-    """Sense-node voltage of one XNOR match at nominal devices: V_read (G_on - G_off) Z."""
-    dev = cfg.device
-    return dev.read_voltage_v * (dev.g_on_siemens - dev.g_off_siemens) * transimpedance_ohm(cfg)
+    """Sense-node voltage of one XNOR match at nominal cells: volts_per_unit (1 - G_off / G_on)."""
+    if cfg.sense_amp.scheme == "current" and cfg.cell.access_resistance_ohm == 0:  # the legacy expression, bit for bit
+        dev = cfg.device
+        return dev.read_voltage_v * (dev.g_on_siemens - dev.g_off_siemens) * transimpedance_ohm(cfg)
+    return volts_per_unit(cfg) * (1.0 - cell_off_ratio(cfg))

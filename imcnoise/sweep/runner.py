@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from ..data import DataError, load_dataset
-from ..imc import AnalogChip, FastChipBatch, auto_k, evaluate, evaluate_xnor, fold_checkpoint, inference_energy, poisson_rate
+from ..imc import (AnalogChip, ChipLimitError, FastChipBatch, auto_k, check_buildable, evaluate, evaluate_xnor, fold_checkpoint,
+                   inference_energy, poisson_rate)
 from ..models.checkpoint import CheckpointError, file_sha256, package_versions
 from ..seeding import derive_seed
 from .points import Point, expand_points, point_scenario
@@ -96,9 +97,25 @@ def prepare(sc: Scenario, base_dir: Path, out: str | Path | None = None) -> Prep
         dev = "cuda" if torch.cuda.is_available() else "cpu"
     elif dev == "cuda" and not torch.cuda.is_available():
         raise ScenarioError("run.device: 'cuda' requested but no CUDA device is available (allowed: auto, cpu, cuda)")
+    points = expand_points(sc)
+    check_points(sc, points)
     out_dir = Path(out or sc.output)
-    return Prepared(sc, base_dir, out_dir, programs, ckpts, hashes, scenario_hash(sc, hashes), expand_points(sc),
+    return Prepared(sc, base_dir, out_dir, programs, ckpts, hashes, scenario_hash(sc, hashes), points,
                     torch.device(dev))
+
+
+def check_points(sc: Scenario, points: list[Point]) -> None:
+    """Every point's chip must be buildable (a combination of axis values can exceed a limit that no
+    single value does): one error naming the point, the limit, the value and what sets it."""
+    problems = []
+    for p in points:
+        try:
+            check_buildable(point_scenario(sc, p).chip)
+        except ChipLimitError as exc:
+            problems.append(f"sweep point {p.index} ({p.label()}): {exc}")
+    if problems:
+        more = f"\n... and {len(problems) - 5} more points" if len(problems) > 5 else ""
+        raise ScenarioError("\n".join(problems[:5]) + more)
 
 
 def _load_data(sc: Scenario, limit):

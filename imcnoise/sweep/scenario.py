@@ -142,6 +142,8 @@ class InferenceSpec(_Strict):
 class Scenario(_Strict):
     name: str
     description: str = ""
+    chip_file: Optional[str] = Field(None, description="a chip YAML (a chip section, or a scenario) the chip: section "
+                                     "starts from, relative to the scenario file; chip: overrides it key by key")
     seed: int = Field(0, ge=0, le=2 ** 62)
     input_seed: int = Field(0, ge=0, le=2 ** 62, description="Poisson seed of the input spikes (same for every chip)")
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
@@ -289,7 +291,46 @@ def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> tu
             _set_path(raw, k, v)
         except ScenarioError as exc:
             raise ScenarioError(f"--set {exc}") from None
+    if raw.get("chip_file") is not None:
+        raw["chip"] = merge_chip_file(raw, path)
     return validate_scenario(raw, str(path)), path.parent
+
+
+def read_chip_file(path: Path, where: str) -> dict:
+    """The chip section of a chip YAML (a chip section alone, or a scenario with a ``chip:`` section)."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{where}: cannot read the chip file {path} ({type(exc).__name__}: {exc})") from None
+    if isinstance(doc, dict) and "chip" in doc:
+        doc = doc["chip"]
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"{where}: {path} is not a chip section (a YAML mapping), found {type(doc).__name__}")
+    return doc
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``, key by key; a section naming another ``model`` (a device) replaces it."""
+    if "model" in base and "model" in top and base["model"] != top["model"]:
+        return copy.deepcopy(top)
+    out = copy.deepcopy(base)
+    for k, v in top.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def merge_chip_file(raw: dict, path: Path) -> dict:
+    """The scenario's chip: section laid over its chip_file (relative to the scenario file)."""
+    ref = raw["chip_file"]
+    if not isinstance(ref, str) or not ref:
+        raise ScenarioError(f"{path}: chip_file: expected a path to a chip YAML (got {ref!r})")
+    f = Path(ref) if Path(ref).is_absolute() else path.parent / ref
+    if not f.is_file():
+        raise ScenarioError(f"{path}: chip_file: {ref!r} not found (looked for {f})")
+    top = raw.get("chip") or {}
+    if not isinstance(top, dict):
+        raise ScenarioError(f"{path}: chip: expected a mapping of chip fields, found {type(top).__name__}")
+    return _deep_merge(read_chip_file(f, f"{path}: chip_file"), top)
 
 
 def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:

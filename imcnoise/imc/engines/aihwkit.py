@@ -2,16 +2,17 @@
 
 Each column tile x row tile of a folded layer is one aihwkit ``TorchInferenceTile`` whose
 ``2 * cells`` inputs are the A lines (driven by the input bit o) and the B lines (driven by
-1 - o) and whose weights are the normalised conductances of the complementary device pair
-(:func:`~imcnoise.imc.physics.cell.target_conductances`). The tile's MVM therefore gives the row
-current sum_j [o_j G_A,j + (1 - o_j) G_B,j]. The MVM itself is ideal (``forward.is_perfect``);
-device effects enter through aihwkit's ``program_weights`` / ``drift_weights`` with our noise
-models (:mod:`imcnoise.imc.physics.devices`), and everything after the bit line is the shared
-sense path.
+1 - o) of its cells. Device effects enter through aihwkit's ``program_weights`` /
+``drift_weights`` with our noise models (:mod:`imcnoise.imc.physics.devices`), on the devices'
+target conductances (:func:`~imcnoise.imc.physics.cell.target_conductances`). The programmed
+devices then become cells (access transistors) and line weights (the scheme, IR drop) through the
+same physics as every engine, and the tile's forward weights are set to those line weights: a
+sensing's signal is the tile's MVM of a drive vector that drives only the sensing's cells (the
+MVM itself is ideal, ``forward.is_perfect``). Everything after the line is the shared sense path.
 
 A chip instance is defined by its seed: every programming draw is made under torch's generator
 seeded with ``program_seed(chip_seed, layer, row_tile, col_tile)``, the comparator offsets and
-buffer gains from ``derive_seed(chip_seed, "periphery", layer)``, reference columns from
+buffer gains from ``derive_seed(chip_seed, "periphery", layer)``, reference rows from
 ``derive_seed(chip_seed, "reference", ...)``, and per-read noise from counter-based streams keyed
 by image index (:mod:`imcnoise.imc.physics.noise`), so results do not depend on batching.
 """
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import AnalogConfig
-from ..physics.cell import squared_conductance, target_conductances
+from ..physics.cell import target_conductances
 from ..physics.devices import program_seed
 from ..program import ChipProgram, LayerMap, XnorLayer
 from . import layouts as lay
@@ -65,7 +66,7 @@ class AnalogChip(AnalogEngine):
                 row = []
                 for (c0, c1) in m.col_tiles:
                     tile = TorchInferenceTile(r1 - r0, 2 * (c1 - c0), self._rpu_config())
-                    tile.set_weights(target_conductances(bits[r0:r1, c0:c1], self.off_ratio), apply_weight_scaling=False)
+                    tile.set_weights(target_conductances(bits[r0:r1, c0:c1], self.device_off_ratio), apply_weight_scaling=False)
                     tile.eval()
                     row.append(tile.to(self.device))
                 grid.append(row)
@@ -74,10 +75,11 @@ class AnalogChip(AnalogEngine):
     @torch.no_grad()
     def program_chip(self, chip_seed: int) -> None:
         """(Re)draw this chip instance: programming noise (aihwkit ``program_weights``), drift to
-        ``t_inference_s``, the static periphery (comparator offsets, buffer gains) and the
-        calibration of every line."""
+        ``t_inference_s``, then the cells, line weights, static periphery and calibration; the tiles'
+        forward weights become the line weights."""
         self.chip_seeds = [int(chip_seed)]
         t_inf = self.config.t_inference_s
+        self._squares = {}
         for layer in self.program.xnor_layers:
             m = self.maps[layer.index]
             for ri, row in enumerate(self.tiles[layer.index]):
@@ -87,12 +89,38 @@ class AnalogChip(AnalogEngine):
                         tile.program_weights()  # from the stored reference (target) conductances
                         if t_inf > 0:
                             tile.drift_weights(t_inf)
-            self.state[layer.index] = self.chip_state(self.chip_seed, layer,
-                                                      [self.conductances(layer.index, c) for c in range(m.n_col_tiles)])
+            devices = [self.device_conductances(layer.index, c) for c in range(m.n_col_tiles)]
+            st = self.chip_layer(self.chip_seed, layer, devices)
+            self.state[layer.index] = st
+            signal = self._tile_layout(st.weights.w_a, st.weights.w_b, m)
+            square = None if st.weights.sq_a is None else self._tile_layout(st.weights.sq_a, st.weights.sq_b, m)
+            for ri, (r0, r1) in enumerate(m.row_tiles):
+                for ci, tile in enumerate(self.tiles[layer.index][ri]):
+                    tile.tile.set_weights(signal[ci][r0:r1])  # the forward weights: the line weights
+            self._squares[layer.index] = square
+
+    def device_conductances(self, layer_index: int, col_tile: int) -> torch.Tensor:
+        """Programmed device conductances ``[rows, 2*cells]`` of one column tile (all row tiles); read
+        right after programming, before the forward weights become the line weights."""
+        return torch.cat([row[col_tile].get_weights()[0] for row in self.tiles[layer_index]], dim=0).cpu()
 
     def conductances(self, layer_index: int, col_tile: int) -> torch.Tensor:
-        """Programmed normalised conductances ``[rows, 2*cells]`` of one column tile (all row tiles)."""
+        """The tiles' forward weights ``[rows, 2*cells]`` of one column tile: the line weights of its sensings."""
         return torch.cat([row[col_tile].get_weights()[0] for row in self.tiles[layer_index]], dim=0)
+
+    @staticmethod
+    def _tile_layout(w_a: torch.Tensor, w_b: torch.Tensor, m: LayerMap) -> list[torch.Tensor]:
+        """Sensing weights ``[S, rows, n]`` -> per column tile ``[rows, 2*cells]`` (A lines, then B)."""
+        out = []
+        for c in range(m.n_col_tiles):
+            cells, c0 = m.cells(c), m.col_tiles[c][0]
+            t = torch.zeros(w_a.shape[1], 2 * cells, dtype=w_a.dtype)
+            for s in m.tile_sensings(c):
+                a, b = m.sensings[s]
+                t[:, a - c0:b - c0] = w_a[s, :, :b - a].cpu()
+                t[:, cells + a - c0:cells + b - c0] = w_b[s, :, :b - a].cpu()
+            out.append(t)
+        return out
 
     # ------------------------------------------------------------------ analog MAC
     def _tile_inputs(self, layer: XnorLayer, m: LayerMap, c: int, bits: torch.Tensor) -> torch.Tensor:
@@ -104,16 +132,22 @@ class AnalogChip(AnalogEngine):
         c0, c1 = m.col_tiles[c]
         return bits[:, None, c0:c1].float()
 
-    def tile_currents(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> list[torch.Tensor]:
+    def read_signals(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
         m = self.maps[layer.index]
-        out = []
+        out = [None] * m.n_sensings
         for c in range(m.n_col_tiles):
             x = self._tile_inputs(layer, m, c, bits[:, 0])
             n, L, cells = x.shape
-            drive = torch.cat([x, 1 - x], dim=2).reshape(n * L, 2 * cells)  # A lines: o, B lines: 1 - o
-            if squared:
-                i = drive @ squared_conductance(self.conductances(layer.index, c)).to(self.device).T
-            else:
-                i = torch.cat([row[c](drive) for row in self.tiles[layer.index]], dim=1)
-            out.append(i.view(n, 1, L, -1))  # [N, K=1, L, rows]
-        return out
+            c0 = m.col_tiles[c][0]
+            for s in m.tile_sensings(c):
+                a, b = m.sensings[s]
+                drive = torch.zeros(n * L, 2 * cells, device=x.device)
+                xs = x.reshape(n * L, cells)[:, a - c0:b - c0]
+                drive[:, a - c0:b - c0] = xs  # A lines: o
+                drive[:, cells + a - c0:cells + b - c0] = 1 - xs  # B lines: 1 - o; the other sensings undriven
+                if squared:
+                    i = drive @ self._squares[layer.index][c].to(x.device).T
+                else:
+                    i = torch.cat([row[c](drive) for row in self.tiles[layer.index]], dim=1)
+                out[s] = i.view(n, 1, L, -1)
+        return torch.stack(out, dim=3)  # [N, K=1, L, S, rows]

@@ -1,10 +1,12 @@
 """Engines that run chip instances of an analog configuration.
 
-What the analog engines share: the chips (seeds), the mapping of layers onto sub-arrays, the
-static state of each chip (comparator offsets, buffer gains, the calibration of every line), and
-the MAC of a layer = row currents of every read (:meth:`AnalogEngine.tile_currents`, the one thing
-an analog engine supplies) passed through the one sense path
-(:func:`~imcnoise.imc.physics.sense.sense`), column tiles added digitally.
+What the analog engines share: the chips (seeds), the mapping of layers onto sub-arrays and
+sensings, the static state of each chip -- its cells (devices in series with access
+transistors), the scheme's line weights (IR drop of every summing line, :mod:`..physics.line`),
+comparator offsets, buffer gains and the calibration of every line, measured through the sense
+path -- and the MAC of a layer = the signal of every read (:meth:`AnalogEngine.read_signals`, the
+one thing an analog engine supplies) passed through the one sense path
+(:func:`~imcnoise.imc.physics.sense.sense`), the sensings of a row added digitally.
 """
 
 from __future__ import annotations
@@ -13,116 +15,251 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import AnalogConfig, lsb_voltage_v, volts_per_unit
-from ..physics.calibration import LayerArrays, LineCalibration, calibration_scheme
+from ...seeding import derive_seed, generator
+from ..config import AnalogConfig, cell_off_ratio
+from ..physics.calibration import LatchCalibration, LayerLines, LineCalibration, calibration_scheme
+from ..physics.cell import GRID, access_ratio, cell_conductances, nominal_off_ratio, target_conductances
+from ..physics.devices import make_noise_model, program_many
 from ..physics.energy import LayerActivity
-from ..physics.cell import GRID, nominal_off_ratio
-from ..physics.devices import make_noise_model
+from ..physics.limits import check_buildable
 from ..physics.noise import ReadNoise
-from ..physics.sense import PeripheryDraw, SenseStatic, SlotRead, buffer_droop, draw_periphery, sense
+from ..physics.schemes import SensingWeights, make_scheme
+from ..physics.sense import PeripheryDraw, SenseStatic, SlotRead, draw_periphery, noise_sigma_v, offset_sigma_v, sense
 from ..program import ChipProgram, LayerMap, XnorLayer, map_layer
 from .base import Engine, Pass
 
+# Energy accumulators of merged-line voltage sensing count the signal in steps of 1/8 G_on (their
+# squares summed over a run stay exact in int64; 1/8 unit per read is far below the energy's precision).
+_COARSE = 8.0
+
 
 @dataclass
-class ChipState:
-    """The static state of one layer of the engine's chips (``[tiles, rows]``, or ``[K, tiles, rows]``)."""
+class ChipLayer:
+    """The static state of one layer of the engine's chips (lines ``[S, rows]``, or ``[K, S, rows]``)."""
 
+    weights: SensingWeights  # [.., S, rows, n]
     periphery: PeripheryDraw
     calibration: LineCalibration
 
 
-def stack_states(states: list[ChipState]) -> ChipState:
+def stack_layers(states: list[ChipLayer]) -> ChipLayer:
     s = lambda get: torch.stack([get(x) for x in states])
-    return ChipState(PeripheryDraw(s(lambda x: x.periphery.offset_v), s(lambda x: x.periphery.buffer_gain)),
+    w = [x.weights for x in states]
+    opt = lambda get: None if get(w[0]) is None else torch.stack([get(x) for x in w])
+    vpu = w[0].vpu if isinstance(w[0].vpu, float) else torch.stack([x.vpu for x in w])
+    weights = SensingWeights(torch.stack([x.w_a for x in w]), torch.stack([x.w_b for x in w]), opt(lambda x: x.sq_a),
+                             opt(lambda x: x.sq_b), vpu, opt(lambda x: x.square_total))
+    return ChipLayer(weights, PeripheryDraw(s(lambda x: x.periphery.offset_v), s(lambda x: x.periphery.buffer_gain)),
                      LineCalibration(s(lambda x: x.calibration.baseline), s(lambda x: x.calibration.lsb),
                                      s(lambda x: x.calibration.correction_lsb)))
+
+
+def split_sensings(tiles: list[torch.Tensor], m: LayerMap) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column tile ``[R, 2*cells]`` (A devices, then B) -> the A and B parts of every sensing,
+    ``[S, R, n_max]`` (zero beyond a sensing's cells)."""
+    n = max(m.sensing_cells(s) for s in range(m.n_sensings))
+    R = tiles[0].shape[0]
+    ga = torch.zeros(m.n_sensings, R, n, dtype=tiles[0].dtype)
+    gb = torch.zeros_like(ga)
+    for s, ((a, b), c) in enumerate(zip(m.sensings, m.sensing_tile)):
+        c0 = m.col_tiles[c][0]
+        cells = m.cells(c)
+        g = tiles[c]
+        ga[s, :, :b - a] = g[:, a - c0:b - c0]
+        gb[s, :, :b - a] = g[:, cells + a - c0:cells + b - c0]
+    return ga, gb
 
 
 class AnalogEngine(Engine):
     def __init__(self, program: ChipProgram, config: AnalogConfig, chip_seeds: list[int], device: str | torch.device = "cpu"):
         super().__init__(program, device)
+        check_buildable(config)
         self.config = config
         self.chip_seeds = [int(s) for s in chip_seeds]
-        self.off_ratio = nominal_off_ratio(config.device)
+        self.scheme = make_scheme(config)
+        self.device_off_ratio = nominal_off_ratio(config.device)  # device targets of programming
+        self.off_ratio = cell_off_ratio(config)  # nominal cells (the engines' unit: the cell's G_on)
+        self.access = access_ratio(config)
         self.noise_model = make_noise_model(config.device)
         self.maps: dict[int, LayerMap] = {l.index: map_layer(l, config.array) for l in program.xnor_layers}
-        self._calibrate = calibration_scheme(config.calibration, self.off_ratio, self.noise_model, config.t_inference_s)
-        self._volts_per_unit = volts_per_unit(config)
-        self._zero_bits = {}
+        self._calibrate = calibration_scheme(config, self.scheme, self.off_ratio)
+        self._zero_bits, self._cells = {}, {}
         for l in program.xnor_layers:
+            m = self.maps[l.index]
             bits = torch.from_numpy(l.bits)
-            self._zero_bits[l.index] = torch.stack([(bits[:, a:b] == 0).sum(1) for a, b in self.maps[l.index].col_tiles])
-        # per layer: static state of the chips, tensors [tiles, rows] (one chip) or [K, tiles, rows]
-        self.state: dict[int, ChipState] = {}
-        self.activity: list[dict[int, list[int]]] | None = None  # per chip, while recorded (energy): grid counts
+            self._zero_bits[l.index] = torch.stack([(bits[:, a:b] == 0).sum(1) for a, b in m.sensings])
+            cells = [m.sensing_cells(s) for s in range(m.n_sensings)]
+            self._cells[l.index] = cells[0] if len(set(cells)) == 1 else torch.tensor(cells, dtype=torch.float32,
+                                                                                       device=self.device).view(-1, 1)
+        # per layer: static state of the chips (one chip: [S, rows]; stacked: [K, S, rows])
+        self.state: dict[int, ChipLayer] = {}
+        self.activity: list[dict[int, list[int]]] | None = None  # per chip, while recorded (energy): integer sums
 
     @property
     def n_chips(self) -> int:
         return len(self.chip_seeds)
 
-    def chip_state(self, chip_seed: int, layer: XnorLayer, conductances: list[torch.Tensor]) -> ChipState:
-        """Draw one layer's periphery of a chip and calibrate its lines against its programmed
-        conductances (``[rows, 2*cells]`` per column tile)."""
+    # ------------------------------------------------------------------ programming a chip
+    def reference_rows(self, chip_seed: int, layer: XnorLayer) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Cells of the reference rows of every sub-array, split into sensings ``[S, row tiles, R, n]``
+        (A: on-state devices, B: off-state; seeds per sub-array, as every engine draws them)."""
+        cal = self.config.calibration
+        if cal.mode == "nominal" or (cal.mode == "trim" and self.scheme.name != "bitwise"):
+            return None
         m = self.maps[layer.index]
-        per = draw_periphery(self.config, chip_seed, layer.index, m.n_col_tiles, layer.rows)
-        arrays = LayerArrays(chip_seed, layer.index, [m.cells(c) for c in range(m.n_col_tiles)], m.row_tiles,
-                             conductances, self._zero_bits[layer.index], per.offset_v.double() / lsb_voltage_v(self.config),
-                             layer.n_slots, per.buffer_gain.double() * buffer_droop(self.config.buffer))
-        cal = self._calibrate(arrays)
-        to = lambda t: t.to(self.device)
-        return ChipState(PeripheryDraw(to(per.offset_v), to(per.buffer_gain)),
+        R = cal.reference_columns
+        subs = [(c, ri) for c in range(m.n_col_tiles) for ri in range(m.n_row_tiles)]
+        targets = [torch.cat([torch.ones(R, m.cells(c)), torch.full((R, m.cells(c)), self.device_off_ratio)]).float()
+                   for c, _ in subs]
+        seeds = [derive_seed(chip_seed, "reference", layer.index, ri, c) for c, ri in subs]
+        g = {k: cell_conductances(x, self.access) for k, x in zip(subs, program_many(self.noise_model, targets, seeds,
+                                                                                     self.config.t_inference_s))}
+        ref_a, ref_b = [], []
+        for ri in range(m.n_row_tiles):
+            # each reference row as a pair row: A = on-state device j, B = off-state device j
+            tiles = [torch.cat([g[c, ri][:R], g[c, ri][R:]], dim=1) for c in range(m.n_col_tiles)]
+            a, b = split_sensings(tiles, m)
+            ref_a.append(a)
+            ref_b.append(b)
+        return torch.stack(ref_a, dim=1), torch.stack(ref_b, dim=1)
+
+    def chip_layer(self, chip_seed: int, layer: XnorLayer, devices: list[torch.Tensor]) -> ChipLayer:
+        """The static state of one layer of a chip from its programmed devices (``[rows, 2*cells]``
+        per column tile, normalised to the device's G_on): cells, line weights, periphery, calibration."""
+        cfg, m = self.config, self.maps[layer.index]
+        ga, gb = split_sensings([cell_conductances(g, self.access) for g in devices], m)
+        S, rows = m.n_sensings, layer.rows
+        per = draw_periphery(cfg, chip_seed, layer.index, S, rows)
+        row_tile = torch.tensor([i // cfg.array.rows for i in range(rows)])
+        cells = torch.tensor([m.sensing_cells(s) for s in range(S)])
+        refs = self.reference_rows(chip_seed, layer)
+        if self.scheme.name == "bitwise":
+            weights = self._latch_weights(chip_seed, layer, ga, gb, refs, row_tile, cells)
+            cal = LineCalibration(torch.zeros(S, rows), torch.ones(S, rows), torch.zeros(S, rows))
+        else:
+            weights = self.scheme.weights(ga, gb)
+            lines = LayerLines(chip_seed, layer.index, cells, weights.w_a, weights.w_b, weights.sq_b, weights.vpu,
+                               self._scheme_static(weights), self._zero_bits[layer.index], per, layer.n_slots, row_tile)
+            if refs is not None:
+                ra, rb = self.scheme.line_weights(*refs)
+                lines.ref_a, lines.ref_b = ra, rb
+                if cfg.device.read_sigma > 0:
+                    from ..physics.cell import squared_conductance
+
+                    lines.ref_sq_a, lines.ref_sq_b = squared_conductance(ra), squared_conductance(rb)
+                lines.ref_vpu = self.scheme.vpu(ra, rb)
+                if cfg.calibration.reads is not None:
+                    z = torch.randn(ra.shape[:3], generator=generator(chip_seed, "periphery-reference", layer.index),
+                                    dtype=torch.float64)
+                    lines.ref_offset_v = z * offset_sigma_v(cfg)
+            cal = self._calibrate(lines)
+        to = lambda t: t if t is None or isinstance(t, float) else t.to(self.device)
+        w = SensingWeights(to(weights.w_a), to(weights.w_b), to(weights.sq_a), to(weights.sq_b),
+                           weights.vpu if isinstance(weights.vpu, float) else to(weights.vpu.float()), to(weights.square_total))
+        return ChipLayer(w, PeripheryDraw(to(per.offset_v), to(per.buffer_gain)),
                          LineCalibration(to(cal.baseline), to(cal.lsb), to(cal.correction_lsb)))
 
-    def tile_currents(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> list[torch.Tensor]:
-        """Row currents of every read, one READS tensor ``[N, Kc, L, rows]`` (normalised to G_on) per
-        column tile, of the chips ``chips`` for one slot's input bits; ``squared``: the same reads
-        on the squared conductances (the variance weights of device read noise,
-        :func:`~imcnoise.imc.physics.cell.squared_conductance`). Fresh tensors: the sense path works in them."""
+    def _scheme_static(self, w: SensingWeights) -> dict:
+        return {"total": w.total.float(), "square_total": w.square_total}
+
+    def _latch_weights(self, chip_seed, layer, ga, gb, refs, row_tile, cells) -> SensingWeights:
+        """Bitwise: the latches' decisions (or probabilities) for every cell and input state."""
+        cfg, m = self.config, self.maps[layer.index]
+        lc = LatchCalibration(cfg, self.off_ratio)
+        ref = lc.reference(*(refs if refs is not None else (None, None)), cells)  # [S, row tiles]
+        ref_cell = ref[:, row_tile if ref.shape[1] > 1 else torch.zeros_like(row_tile)].unsqueeze(-1)  # [S, rows, 1]
+        # one latch per column of a sub-array (shared by its rows): offsets [row tiles, M]
+        z = torch.randn(m.n_row_tiles, layer.cols, generator=generator(chip_seed, "latch", layer.index), dtype=torch.float64)
+        off = lc.residual_offset(z * offset_sigma_v(cfg), chip_seed, layer.index)  # [row tiles, M]
+        n = ga.shape[-1]
+        col = torch.zeros(m.n_sensings, n, dtype=torch.long)
+        for s, (a, b) in enumerate(m.sensings):
+            col[s, :b - a] = torch.arange(a, b)
+        off_cell = off[row_tile][:, col].permute(1, 0, 2)  # [S, rows, n]
+        return self.scheme.latch_weights(ga, gb, ref_cell, off_cell, noise_sigma_v(cfg))
+
+    # ------------------------------------------------------------------ what an engine supplies
+    def read_signals(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
+        """The signal of every read, READS ``[N, Kc, L, S, rows]`` (units of the cell's G_on), of the
+        chips ``chips`` for one slot's input bits; ``squared``: the same reads on the squared weights
+        (device read noise). Fresh tensors: the sense path works in them."""
         raise NotImplementedError
 
-    def sense_static(self, layer: XnorLayer, chips: slice, c: int) -> SenseStatic:
-        """What the sense path of column tile ``c`` knows of the chips ``chips``."""
-        m, st = self.maps[layer.index], self.state[layer.index]
-        v = lambda t: t.view(-1, m.n_col_tiles, 1, layer.rows)[chips, c]
-        return SenseStatic(m.cells(c), v(st.calibration.baseline), v(st.calibration.lsb), v(st.calibration.correction_lsb),
-                           v(st.periphery.offset_v), v(st.periphery.buffer_gain), self._volts_per_unit)
+    def sense_static(self, layer: XnorLayer, chips: slice) -> SenseStatic:
+        """What the sense path of the layer knows of the chips ``chips`` (``[Kc, 1, S, rows]``)."""
+        st, m = self.state[layer.index], self.maps[layer.index]
+        v = lambda t: t.view(-1, 1, m.n_sensings, layer.rows)[chips]
+        w = st.weights
+        vpu = w.vpu if isinstance(w.vpu, float) else v(w.vpu)
+        return SenseStatic(self._cells[layer.index], v(st.calibration.baseline), v(st.calibration.lsb),
+                           v(st.calibration.correction_lsb), v(st.periphery.offset_v), v(st.periphery.buffer_gain), vpu)
+
+    def _read_static(self, layer: XnorLayer, chips: slice) -> dict:
+        st, m = self.state[layer.index], self.maps[layer.index]
+        v = lambda t: None if t is None else t.view(-1, 1, m.n_sensings, layer.rows)[chips]
+        w = st.weights
+        return {"total": v(w.total.float().view(-1, m.n_sensings, layer.rows)), "square_total": v(w.square_total)}
 
     def mac(self, layer: XnorLayer, slots: list[torch.Tensor], p: Pass) -> torch.Tensor:
-        read_sigma = self.config.device.read_sigma
-        currents = [self.tile_currents(layer, s, p.chips) for s in slots]
-        stds = [self.tile_currents(layer, s, p.chips, squared=True) if read_sigma > 0 else None for s in slots]
-        nt = self.maps[layer.index].n_col_tiles
+        noisy = self.state[layer.index].weights.sq_a is not None
+        signals = [self.read_signals(layer, s, p.chips) for s in slots]
         if self.activity is not None:
-            self._record_activity(layer, currents, p)
-        total = None
-        for c in range(nt):
-            reads = [SlotRead(cur[c], None if std is None else std[c].sqrt_().mul_(read_sigma)) for cur, std in zip(currents, stds)]
-            noise = ReadNoise(self.chip_seeds[p.chips], layer.index, p.index, p.T, c, nt)
-            counts = sense(reads, self.sense_static(layer, p.chips, c), self.config, noise)
-            total = counts if total is None else total.add_(counts)  # column tiles added digitally
-        return total
+            self._record_activity(layer, signals, p)
+        squares = [self.read_signals(layer, s, p.chips, squared=True) if noisy else None for s in slots]
+        rs = self._read_static(layer, p.chips) if noisy else None
+        reads = [SlotRead(sig, None if sq is None else self.scheme.read_std(sig, sq, rs)) for sig, sq in zip(signals, squares)]
+        m = self.maps[layer.index]
+        noise = ReadNoise(self.chip_seeds[p.chips], layer.index, p.index, p.T, 0, m.n_sensings)
+        return sense(reads, self.sense_static(layer, p.chips), self.config, noise)  # the sensings of a row added digitally
 
-    def _record_activity(self, layer: XnorLayer, currents: list[list[torch.Tensor]], p: Pass) -> None:
-        """Summed row currents of every read, and squared ones of the held slot (energy). Currents
-        lie on the conductance grid: counted in grid steps as integers, the sums are exact and do
-        not depend on how images or chips were batched."""
-        kc = currents[0][0].shape[1]
-        units, held = [0] * kc, [0] * kc
-        for s, slot in enumerate(currents):
-            for t in slot:
-                q = torch.round(t * GRID).to(torch.int64)  # exact
-                for i, v in enumerate(q.sum(dim=(0, 2, 3)).tolist()):
-                    units[i] += v
-                if s == 0 and len(currents) == 2:
-                    per_sample = (q * q).sum(dim=(2, 3))  # [N, Kc], < 2**61 each
-                    for i in range(kc):
-                        held[i] += sum(per_sample[:, i].tolist())
+    # ------------------------------------------------------------------ activity for the energy model
+    def _record_activity(self, layer: XnorLayer, signals: list[torch.Tensor], p: Pass) -> None:
+        """Integer sums of what the array did, per chip (energy). Signals lie on the conductance
+        grid: counted in grid steps as integers, the sums are exact and do not depend on how images
+        or chips were batched. Current / bitwise sensing: the summed signal, and the squared held
+        slot per sample; voltage sensing: per line the summed signal and (in steps of 1/8 unit) its
+        square, of every read and of the held slot."""
+        kc = signals[0].shape[1]
+        held = len(signals) == 2
+        voltage = self.scheme.name == "voltage"
         for i in range(kc):
-            a = self.activity[p.chips.start + i].setdefault(layer.index, [0, 0])
-            a[0] += units[i]
-            a[1] += held[i]
+            a = self.activity[p.chips.start + i].setdefault(layer.index, {"units": 0, "held": 0, "line_sum": 0,
+                                                                          "line_sq": 0, "held_sq": 0})
+            for s, t in enumerate(signals):
+                x = t[:, i]
+                q = torch.round(x * GRID).to(torch.int64)  # exact
+                a["units"] += int(q.sum())
+                if voltage:
+                    c = torch.round(x * _COARSE).to(torch.int64)
+                    a["line_sum"] = a["line_sum"] + q.sum(dim=(0, 1))  # [S, rows]
+                    a["line_sq"] = a["line_sq"] + (c * c).sum(dim=(0, 1))
+                    if s == 0 and held:
+                        a["held_sq"] = a["held_sq"] + (c * c).sum(dim=(0, 1))
+                elif s == 0 and held:
+                    per_sample = (q * q).sum(dim=(1, 2, 3))  # [N], < 2**62 each
+                    a["held"] += sum(per_sample.tolist())
 
-    def activity_per_inference(self, counts: dict[int, list[int]], images: int) -> dict[int, LayerActivity]:
-        """A chip's recorded activity (integer grid counts) per inference, in units of the nominal G_on."""
-        return {l: LayerActivity(u / GRID / images, h / GRID ** 2 / images) for l, (u, h) in counts.items()}
+    def activity_per_inference(self, counts: dict[int, dict], images: int, chip: int = 0) -> dict[int, LayerActivity]:
+        """Chip ``chip``'s recorded activity (integer sums) per inference, in units of the cell's G_on."""
+        out = {}
+        for l, a in counts.items():
+            if self.scheme.name == "voltage":
+                st = self.state[l]
+                total = st.weights.total.double().view(-1, *a["line_sum"].shape)[chip].cpu()  # [S, rows] of this chip
+                vpu = st.weights.vpu.double().view(-1, *a["line_sum"].shape)[chip].cpu()
+                s1 = a["line_sum"].double().cpu() / GRID
+                s2 = a["line_sq"].double().cpu() / _COARSE ** 2
+                units = float((s1 - s2 / total).sum()) / images
+                held_v2 = float((vpu * vpu * a["held_sq"].double().cpu()).sum()) / _COARSE ** 2 / images \
+                    if torch.is_tensor(a["held_sq"]) else 0.0
+                out[l] = LayerActivity(units, 0.0, held_v2)
+            elif self.scheme.name == "bitwise":
+                layer = next(x for x in self.program.xnor_layers if x.index == l)
+                m = self.maps[l]
+                cells = sum(m.sensing_cells(s) for s in range(m.n_sensings))
+                reads = self.program.timesteps * layer.positions * layer.n_slots * layer.rows * images
+                matches = a["units"] / GRID
+                out[l] = LayerActivity(((1 - self.off_ratio) * matches + self.off_ratio * cells * reads) / images, 0.0)
+            else:
+                out[l] = LayerActivity(a["units"] / GRID / images, a["held"] / GRID ** 2 / images)
+        return out

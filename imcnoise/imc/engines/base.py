@@ -279,6 +279,6 @@ def evaluate(engine: Engine, data, *, batch_size: int = 64, input_seed: int = 0,
     dt = time.time() - t0
     n = len(data)
     allp = torch.cat(preds, dim=1) if keep_predictions else None
-    acts = [None if a is None else engine.activity_per_inference(a, n) for a in acts]
+    acts = [None if a is None else engine.activity_per_inference(a, n, k) for k, a in enumerate(acts)]
     return [EvalResult(int(correct[k]) / n, int(correct[k]), n, recs[k].rates(), None if allp is None else allp[k],
                        errors=errs[k], seconds=dt / K, activity=acts[k]) for k in range(K)]

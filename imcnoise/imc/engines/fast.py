@@ -1,18 +1,20 @@
 """Fast Monte Carlo engine: K chip instances per pass, same draws and results as the aihwkit path.
 
-A row's current is sum_j o_j (G_A,j - G_B,j) + sum_j G_B,j: one convolution (or matmul) with the
-per-chip effective weights G_A - G_B plus a per-row constant replaces the 2M-input MVM of the
-complementary pair. Column tiles are channel groups (a grouped convolution, groups = tiles).
-Everything chip-independent (Poisson input, the digital first layer) is computed once per batch
-and shared by the K chips. On the CPU the chips then go through the binary layers one after the
-other (a channels-last convolution per chip, which oneDNN runs fastest and which keeps a chip's
-activations in cache); on CUDA all K chips go through each layer together, as one grouped
-convolution with groups = K * tiles.
+A line's signal is sum_j x_j (w_A,j - w_B,j) + sum_j w_B,j (:mod:`..physics.schemes`): one
+convolution (or matmul) with the per-chip effective weights w_A - w_B plus a per-line constant
+replaces the 2n-input MVM of the complementary pair. The sensings of a layer are channel groups
+(a grouped convolution, groups = sensings, each group's channels gathered from the layer's input
+with zero channels where a sensing is narrower). Everything chip-independent (Poisson input, the
+digital first layer) is computed once per batch and shared by the K chips. On the CPU the chips
+then go through the binary layers one after the other (which keeps a chip's activations in
+cache); on CUDA all K chips go through each layer together, as one grouped convolution with
+groups = K * sensings.
 
 Equivalence with :class:`~imcnoise.imc.engines.aihwkit.AnalogChip` is by construction: programmed
 conductances come from the same noise-model calls under the same seeds
-(:func:`~imcnoise.imc.physics.devices.program_conductances`), they lie on a 2**-12 grid so every MAC
-is an exact fp32 sum in any summation order, and the periphery is the same sense path.
+(:func:`~imcnoise.imc.physics.devices.program_conductances`), the same physics turns them into line
+weights, they lie on a 2**-12 grid so every MAC is an exact fp32 sum in any summation order, and
+the periphery is the same sense path.
 """
 
 from __future__ import annotations
@@ -21,105 +23,94 @@ import torch
 import torch.nn.functional as F
 
 from ..config import AnalogConfig, ArrayConfig
-from ..physics.cell import squared_conductance, target_conductances
 from ..physics.devices import program_many, program_seed
+from ..physics.cell import target_conductances
+from ..physics.schemes import SensingWeights
 from ..program import ChipProgram, LayerMap, XnorLayer, map_layer
-from .analog import AnalogEngine, stack_states
+from .analog import AnalogEngine, stack_layers
 
 
-class _Weights:
-    """One set of per-chip effective weights of a layer -- G_A - G_B per cell and sum_j G_B,j per
-    row (``const``, ``[K, tiles, rows]``) -- in the layout of the kernel that uses them:
-    ``tiles`` (a list per chip of ``[rows, channels of the tile, k, k]``), ``grouped`` (``[K,
-    tiles*rows, per, k, k]``, channel groups zero-padded to ``per``) or ``fc`` (``[K, tiles, per, rows]``)."""
-
-    def __init__(self, layer: XnorLayer, m: LayerMap, per: int, chips: list[list[torch.Tensor]], layout: str, device):
-        # chips[k][c]: normalised conductances [rows, 2*cells] of column tile c of chip k
-        K, nt, rows = len(chips), m.n_col_tiles, layer.rows
-        kk = (layer.kernel, layer.kernel) if layer.kind == "conv" else ()
-        k2 = layer.kernel * layer.kernel if layer.kind == "conv" else 1
-        const = torch.zeros(K, nt, rows)
-        tiles = [[None] * nt for _ in range(K)]
-        for k in range(K):
-            for c in range(nt):
-                g = chips[k][c]
-                cells = g.shape[1] // 2
-                ga, gb = g[:, :cells], g[:, cells:]
-                tiles[k][c] = (ga - gb).reshape(rows, cells // k2, *kk)
-                const[k, c] = gb.sum(1)
-        self.const = const.to(device)
-        if layout == "tiles":
-            self.tiles = [[t.contiguous().to(device) for t in chip] for chip in tiles]
-            return
-        w = torch.zeros(K, nt, rows, per, *kk)
-        for k in range(K):
-            for c in range(nt):
-                w[k, c, :, :tiles[k][c].shape[1]] = tiles[k][c]
-        self.w = (w.reshape(K, nt * rows, per, *kk) if layout == "grouped" else w.transpose(2, 3).contiguous()).to(device)
+def sensing_channels(layer: XnorLayer, m: LayerMap) -> tuple[torch.Tensor, int]:
+    """Index of the input channel (conv) or feature (fc) of every (sensing, position in it), with
+    the index ``C`` (one past the last) where a sensing is narrower than the widest: ``[S * per]``."""
+    if layer.kind == "conv":
+        groups = m.sensing_chans
+        size = layer.in_features
+    else:
+        groups = m.sensings
+        size = layer.in_features
+    per = max(b - a for a, b in groups)
+    idx = torch.full((len(groups), per), size, dtype=torch.long)
+    for s, (a, b) in enumerate(groups):
+        idx[s, :b - a] = torch.arange(a, b)
+    return idx.view(-1), per
 
 
-def _conv_tiles(layer: XnorLayer, m: LayerMap, per: int, x: torch.Tensor, ws: _Weights, chips: slice) -> list[torch.Tensor]:
-    """CPU kernel: per chip, one channels-last convolution per column tile (no padding of the
-    channel groups; oneDNN runs these up to ~2x faster than one grouped convolution)."""
-    const = ws.const[chips]
-    K, nt, rows = const.shape
-    n, h, wd = x.shape[0], x.shape[2], x.shape[3]
-    tiles = [[] for _ in range(nt)]
-    for i, k in enumerate(range(chips.start, chips.stop)):
-        xk = x[:, min(i, x.shape[1] - 1)]  # [N, H, W, C], a channels-last slice
-        for c, (g0, g1) in enumerate(m.chan_groups):
-            y = F.conv2d(xk[..., g0:g1].permute(0, 3, 1, 2), ws.tiles[k][c], const[i, c], padding=layer.padding)
-            tiles[c].append(y.permute(0, 2, 3, 1).reshape(n, 1, h * wd, rows))  # channels-last output: a view
-    return [t[0] if K == 1 else torch.cat(t, dim=1) for t in tiles]
+class _LayerKernel:
+    """The per-chip effective weights of one layer in the layout of the kernel that uses them:
+    conv ``[K, S*rows, per, k, k]`` (channel groups zero-padded to ``per``), fc ``[K, S, per, rows]``,
+    and the per-line constant sum_j w_B,j ``[K, S*rows]``."""
+
+    def __init__(self, layer: XnorLayer, m: LayerMap, w: SensingWeights, squared: bool, device):
+        # w.w_a / w.w_b: [K, S, rows, n] (n = cells of the widest sensing)
+        wa, wb = (w.sq_a, w.sq_b) if squared else (w.w_a, w.w_b)
+        K, S, rows, n = wa.shape
+        self.idx, self.per = sensing_channels(layer, m)
+        self.idx = self.idx.to(device)
+        d = (wa - wb).float()
+        self.const = wb.double().sum(-1).float().reshape(K, S * rows).to(device)
+        if layer.kind == "conv":
+            k2 = layer.kernel * layer.kernel
+            pad = self.per * k2 - n
+            if pad:
+                d = F.pad(d, (0, pad))
+            self.w = d.reshape(K, S * rows, self.per, layer.kernel, layer.kernel).contiguous().to(device)
+        else:
+            if self.per - n:
+                d = F.pad(d, (0, self.per - n))
+            self.w = d.transpose(2, 3).contiguous().to(device)  # [K, S, per, rows]
+        self.S, self.rows = S, rows
 
 
-def _conv_grouped(layer: XnorLayer, m: LayerMap, per: int, x: torch.Tensor, ws: _Weights, chips: slice) -> list[torch.Tensor]:
-    """GPU kernel: one grouped convolution over all chips and column tiles."""
-    w, const = ws.w[chips], ws.const[chips]
-    K, nt, rows = const.shape
-    x = _pad_groups(x, nt * per)
-    n, h, wd = x.shape[0], x.shape[2], x.shape[3]
-    xg = x.expand(n, K, *x.shape[2:]).permute(0, 1, 4, 2, 3).reshape(n, K * nt * per, h, wd)
-    out = F.conv2d(xg, w.reshape(K * nt * rows, per, layer.kernel, layer.kernel), const.reshape(-1),
-                   padding=layer.padding, groups=K * nt)
-    out = out.view(n, K, nt, rows, h * wd)
-    return [out[:, :, c].transpose(2, 3) for c in range(nt)]
+def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Input channels / features of every sensing (zero where a sensing is narrower): last axis -> ``idx``."""
+    return F.pad(x, (0, 1)).index_select(-1, idx)
 
 
-def _fc(layer: XnorLayer, m: LayerMap, per: int, x: torch.Tensor, ws: _Weights, chips: slice) -> list[torch.Tensor]:
-    """Fully connected: one batched matrix product over chips and column tiles."""
-    w, const = ws.w[chips], ws.const[chips]
-    K, nt, rows = const.shape
-    x = _pad_groups(x, nt * per)
-    n = x.shape[0]
-    xt = x.expand(n, K, x.shape[-1]).reshape(n, K * nt, per).transpose(0, 1)  # [K*nt, N, per]
-    out = torch.bmm(xt, w.reshape(K * nt, per, rows)).view(K, nt, n, rows)
-    return [(out[:, c].transpose(0, 1) + const[:, c]).unsqueeze(2) for c in range(nt)]  # [N, K, 1, rows]
+def _conv(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> torch.Tensor:
+    """Per chip, one grouped channels-last convolution over the layer's sensings: READS ``[N, Kc, L, S, rows]``."""
+    n, kx = x.shape[0], x.shape[1]
+    h, wd = x.shape[2], x.shape[3]
+    out = []
+    for i, c in enumerate(range(chips.start, chips.stop)):
+        xk = _gather(x[:, min(i, kx - 1)], k.idx)  # [N, H, W, S*per], channels-last
+        y = F.conv2d(xk.permute(0, 3, 1, 2), k.w[c].reshape(-1, k.per, layer.kernel, layer.kernel), k.const[c],
+                     padding=layer.padding, groups=k.S)
+        out.append(y.permute(0, 2, 3, 1).reshape(n, 1, h * wd, k.S, k.rows))  # channels-last output: a view
+    return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
 
-def _pad_groups(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Zero inputs after the last channel / feature so that every column tile is ``per`` wide."""
-    pad = width - x.shape[-1]
-    return F.pad(x, (0, pad)) if pad else x
+def _conv_grouped(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> torch.Tensor:
+    """GPU kernel: one grouped convolution over all chips and sensings."""
+    w, const = k.w[chips], k.const[chips]
+    K = w.shape[0]
+    xg = _gather(x, k.idx)  # [N, Kx, H, W, S*per]
+    n, h, wd = xg.shape[0], xg.shape[2], xg.shape[3]
+    xg = xg.expand(n, K, *xg.shape[2:]).permute(0, 1, 4, 2, 3).reshape(n, K * k.S * k.per, h, wd)
+    out = F.conv2d(xg, w.reshape(K * k.S * k.rows, k.per, layer.kernel, layer.kernel), const.reshape(-1),
+                   padding=layer.padding, groups=K * k.S)
+    return out.view(n, K, k.S, k.rows, h * wd).permute(0, 1, 4, 2, 3)
 
 
-class _LayerArrays:
-    """The sub-arrays of one layer of K chips: currents and, with device read noise, squared currents."""
-
-    def __init__(self, layer: XnorLayer, m: LayerMap, chips: list[list[torch.Tensor]], read_noise: bool, grouped: bool,
-                 device):
-        self.layer, self.map = layer, m
-        self.per = max(b - a for a, b in (m.chan_groups if layer.kind == "conv" else m.col_tiles))
-        self.kernel, layout = ((_fc, "fc") if layer.kind == "fc" else (_conv_grouped, "grouped") if grouped
-                               else (_conv_tiles, "tiles"))
-        self.currents = _Weights(layer, m, self.per, chips, layout, device)
-        self.squares = _Weights(layer, m, self.per, [[squared_conductance(g) for g in c] for c in chips], layout, device) \
-            if read_noise else None
-
-    def mvm(self, x: torch.Tensor, chips: slice, squared: bool = False) -> list[torch.Tensor]:
-        """READS ``[N, Kc, L, rows]`` per column tile, of the chips ``chips`` for BITS / BITS_FC ``x``
-        (chip axis Kc or 1)."""
-        return self.kernel(self.layer, self.map, self.per, x, self.squares if squared else self.currents, chips)
+def _fc(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> torch.Tensor:
+    """Fully connected: one batched matrix product over chips and sensings: ``[N, Kc, 1, S, rows]``."""
+    w, const = k.w[chips], k.const[chips]
+    K = w.shape[0]
+    xg = _gather(x, k.idx)  # [N, Kx, S*per]
+    n = xg.shape[0]
+    xt = xg.expand(n, K, xg.shape[-1]).reshape(n, K * k.S, k.per).transpose(0, 1)  # [K*S, N, per]
+    out = torch.bmm(xt, w.reshape(K * k.S, k.per, k.rows)).view(K, k.S, n, k.rows).permute(2, 0, 1, 3)
+    return (out + const.view(K, k.S, k.rows)).unsqueeze(2)
 
 
 class FastChipBatch(AnalogEngine):
@@ -132,19 +123,23 @@ class FastChipBatch(AnalogEngine):
                  grouped: bool | None = None):
         super().__init__(program, config, chip_seeds, device)
         self.grouped = self.device.type == "cuda" if grouped is None else bool(grouped)
-        read = config.device.read_sigma > 0
-        self.arrays: dict[int, _LayerArrays] = {}
+        self.kernels: dict[int, tuple[_LayerKernel, _LayerKernel | None]] = {}
         for layer in program.xnor_layers:
             m = self.maps[layer.index]
             bits = torch.from_numpy(layer.bits)
-            targets = [target_conductances(bits[r0:r1, c0:c1], self.off_ratio) for (c0, c1) in m.col_tiles for (r0, r1) in m.row_tiles]
-            chips = []  # chips[k][c]: conductances [rows, 2*cells] of column tile c of chip k (row tiles stacked)
+            targets = [target_conductances(bits[r0:r1, c0:c1], self.device_off_ratio) for (c0, c1) in m.col_tiles
+                       for (r0, r1) in m.row_tiles]
+            states = []
             for s in self.chip_seeds:
                 seeds = [program_seed(s, layer.index, ri, c) for c in range(m.n_col_tiles) for ri in range(m.n_row_tiles)]
                 g = iter(program_many(self.noise_model, targets, seeds, config.t_inference_s))
-                chips.append([torch.cat([next(g) for _ in m.row_tiles]).float() for _ in m.col_tiles])
-            self.arrays[layer.index] = _LayerArrays(layer, m, chips, read, self.grouped, self.device)
-            self.state[layer.index] = stack_states([self.chip_state(s, layer, g) for s, g in zip(self.chip_seeds, chips)])
+                devices = [torch.cat([next(g) for _ in m.row_tiles]).float() for _ in m.col_tiles]
+                states.append(self.chip_layer(s, layer, devices))
+            st = stack_layers(states)
+            self.state[layer.index] = st
+            noisy = st.weights.sq_a is not None
+            self.kernels[layer.index] = (_LayerKernel(layer, m, st.weights, False, self.device),
+                                         _LayerKernel(layer, m, st.weights, True, self.device) if noisy else None)
 
     @property
     def K(self) -> int:
@@ -153,8 +148,11 @@ class FastChipBatch(AnalogEngine):
     def chip_groups(self) -> list[slice]:
         return [slice(0, self.K)] if self.grouped else [slice(k, k + 1) for k in range(self.K)]
 
-    def tile_currents(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
-        return self.arrays[layer.index].mvm(bits, chips, squared)
+    def read_signals(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
+        k = self.kernels[layer.index][1 if squared else 0]
+        if layer.kind == "fc":
+            return _fc(layer, bits, k, chips)
+        return (_conv_grouped if self.grouped else _conv)(layer, bits, k, chips)
 
 
 def auto_k(program: ChipProgram, batch_size: int, device: torch.device, array: ArrayConfig | None = None,
@@ -163,7 +161,7 @@ def auto_k(program: ChipProgram, batch_size: int, device: torch.device, array: A
 
     On the GPU all K chips are in memory together (grouped convolutions): K is what fits in a
     fraction of the free device memory, from the largest layer's activations per chip (inputs,
-    per-tile currents of both slots, noise, the fp64 membrane). On the CPU chips run one after the
+    per-sensing signals of both slots, noise, the fp64 membrane). On the CPU chips run one after the
     other and share only the input and first layer, so memory does not limit K: the cap applies.
     """
     if device.type != "cuda":
@@ -176,7 +174,7 @@ def auto_k(program: ChipProgram, batch_size: int, device: torch.device, array: A
 
 def chip_bytes_per_sample(layer: XnorLayer, m: LayerMap) -> int:
     """Device memory one chip needs per sample (image x time step) in one layer: input bits, fp32
-    per-tile currents of both slots and their noise, and the fp64 membrane."""
+    per-sensing signals of both slots and their noise, and the fp64 membrane."""
     L = layer.positions
     act = layer.in_features * (layer.in_size ** 2 if layer.kind == "conv" else 1)
-    return 4 * (act + 3 * m.n_col_tiles * layer.rows * L) + 8 * 2 * layer.rows * L
+    return 4 * (act + 3 * m.n_sensings * layer.rows * L) + 8 * 2 * layer.rows * L

@@ -49,6 +49,25 @@ def nominal_off_ratio(device) -> float:
     return device.g_off_siemens / device.g_on_siemens
 
 
+def access_ratio(cfg) -> float:
+    """a = R_access G_on,device: the access transistor's resistance in units of the on-state device's."""
+    return cfg.cell.access_resistance_ohm * cfg.device.g_on_siemens
+
+
+def cell_conductances(g_device: torch.Tensor, a: float) -> torch.Tensor:
+    """Devices (normalised to the nominal on-state DEVICE, 1.0 = G_on,dev) in series with their access
+    transistors (a = R_access G_on,dev) -> cells normalised to the nominal on-state CELL,
+    G_on,cell = G_on,dev / (1 + a):
+
+        g_cell = [G_on,dev g / (1 + a g)] / G_on,cell = g (1 + a) / (1 + a g),
+
+    on the conductance grid (1 at g = 1; unchanged when a = 0)."""
+    if a == 0:
+        return g_device
+    g = g_device.double()
+    return quantize_conductance(g * (1.0 + a) / (1.0 + a * g)).to(g_device.dtype)
+
+
 class XnorPairConverter(BaseConductanceConverter):
     """Normalised tile weight (1.0 = G_on) <-> conductance in uS; one slice per physical device."""
 

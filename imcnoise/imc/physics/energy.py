@@ -1,21 +1,24 @@
 """Energy and latency of one inference on the configured chip, from the activity a run observed.
 
 One function per component; the per-operation figures and their sources are in
-:mod:`imcnoise.defaults`. Everything is per inference (one image, all T time steps):
+:mod:`imcnoise.defaults` and the chip schema. Everything is per inference (one image, all T time
+steps):
 
-* **array** -- every read drives one device per cell (line A where the input bit is 1, its
-  complement line B where it is 0: a non-spike still reads a device), so a row dissipates
-  V_read * I * t_read = V_read^2 * t_read * sum_j G_read,j; summed over the reads a run observed,
-  from the *programmed* conductances and the actual inputs (``array_units``: summed currents in
-  units of the nominal G_on);
-* **drivers** -- each read charges the input lines of a sub-array: cells * C_line * V_read^2 with
-  C_line = rows * C_per_cell;
-* **adc** -- one conversion per output line per read (a residual layer's two slots are summed on
-  the buffer and converted once): E = FoM * 2^bits (Walden), bits = the configured resolution or
-  the full one, ceil(log2(slots * cells + 1));
-* **buffer** -- holding the tau1 MAC on C_buf costs C_buf * V_held^2 per hold, V_held =
-  volts_per_unit * I (``held_units_sq``: summed squared currents of the held slot);
-* **neurons** -- digital accumulation per output line and time step: (tiles - 1) partial-sum adds,
+* **array** -- what the drivers deliver during the reads a run observed, V_read^2 G_on t_read x
+  ``array_units`` (:class:`LayerActivity`, from the programmed conductances and the actual inputs;
+  the scheme defines the units, :mod:`.schemes`): current sensing, the line's signal sum_j w_j
+  G_read,j (a non-spike drives the complement line, so it costs as much as a spike); merged-line
+  voltage sensing, N (1 - N / S) (the current through the read devices into the floating line and
+  out through the others); bitwise, every cell's own read, d + (n - d) G_off / G_on for d matches;
+* **drivers** -- each input vector charges the input lines of a sub-array: cells * C_line *
+  V_read^2 with C_line = rows * C_per_cell (the lines stay driven while the sub-array's rows are
+  read in turn);
+* **adc** -- one conversion per line (sensing x row) and input vector (a residual layer's two
+  slots are summed on the buffer and converted once): FoM * 2^bits (Walden), bits = the
+  configured resolution or the full one, ceil(log2(slots * cells + 1)); bitwise: one latch
+  decision per cell and a popcount (n / 8 8-bit adds) per line;
+* **buffer** -- holding the tau1 MAC on C_buf costs C_buf * V_held^2 per hold;
+* **neurons** -- digital accumulation per output and time step: (sensings - 1) partial-sum adds,
   charge (+dot, -bias), compare, and a reset add per spike (B-SNN); compare only (BNN);
 * **first / output layer** -- full precision: the B-SNN's first layer accumulates its fan-out for
   each input spike (event-driven adds), the BNN's multiplies and adds every input; batch norm and
@@ -23,8 +26,11 @@ One function per component; the per-operation figures and their sources are in
   spike and time step (B-SNN), or +-w per input (BNN);
 * **poisson** -- one LFSR step and comparison per pixel and time step (B-SNN).
 
-Latency: the sub-arrays of a layer read in parallel, the output positions of a layer one after the
-other, each read taking t_read per slot and time step; layers run one after the other; the digital
+Latency: the sub-arrays of a layer work in parallel, the input vectors of a layer (output
+positions, slots, time steps) one after the other. A sub-array takes ceil(rows / rows_per_read)
+reads per vector; each read drives its lines for t_read per slot, then its converters (one per
+``adc_share`` lines) convert their lines one after the other, (bits + 1) SAR cycles each
+(conversions are not overlapped with the next read). Layers run one after the other; the digital
 layers run on DIGITAL_LANES MAC lanes at DIGITAL_CLOCK_HZ.
 """
 
@@ -34,8 +40,8 @@ import math
 from dataclasses import dataclass, field
 
 from ... import defaults as D
-from ..config import AnalogConfig, volts_per_unit
-from ..program import ChipProgram, map_layer
+from ..config import AnalogConfig, cell_g_on_siemens, cell_off_ratio, volts_per_unit
+from ..program import ChipProgram, LayerMap, map_layer
 
 COMPONENTS = ("array", "drivers", "adc", "buffer", "neurons", "first_layer", "output_layer", "poisson")
 
@@ -44,8 +50,9 @@ COMPONENTS = ("array", "drivers", "adc", "buffer", "neurons", "first_layer", "ou
 class LayerActivity:
     """What one chip's binary layer did per inference (averaged over the images of a run)."""
 
-    array_units: float = 0.0  # sum over all reads of row currents, in units of the nominal G_on
-    held_units_sq: float = 0.0  # sum over held (tau1) reads of squared row currents, units^2
+    array_units: float = 0.0  # sum over all reads of the array energy in units of V_read^2 G_on t_read
+    held_units_sq: float = 0.0  # sum over held (tau1) reads of the squared held signal, units^2 (one volts-per-unit)
+    held_volts_sq: float | None = None  # the same in V^2 (lines with their own volts-per-unit: voltage sensing)
 
 
 @dataclass
@@ -81,9 +88,9 @@ class EnergyReport:
 
 # ------------------------------------------------------------------------------- components
 def array_energy(cfg: AnalogConfig, array_units: float) -> float:
-    """V_read^2 * G_on * t_read per unit of summed row current."""
+    """V_read^2 * G_on * t_read per unit of summed array activity."""
     dev = cfg.device
-    return dev.read_voltage_v ** 2 * dev.g_on_siemens * cfg.sense_amp.integration_time_s * array_units
+    return dev.read_voltage_v ** 2 * cell_g_on_siemens(cfg) * cfg.sense_amp.read_time_s * array_units
 
 
 def driver_energy(cfg: AnalogConfig, line_reads: float) -> float:
@@ -96,14 +103,21 @@ def adc_bits(cfg: AnalogConfig, cells: int, slots: int) -> int:
     return bits if bits is not None else max(1, math.ceil(math.log2(slots * cells + 1)))
 
 
-def adc_energy(bits: int, conversions: float) -> float:
+def adc_energy(cfg: AnalogConfig, bits: int, conversions: float) -> float:
     """Walden figure of merit: FoM * 2^bits per conversion."""
-    return D.ADC_FOM_J_PER_STEP * 2 ** bits * conversions
+    return cfg.sense_amp.adc_fom_j_per_step * 2 ** bits * conversions
 
 
-def buffer_energy(cfg: AnalogConfig, held_units_sq: float) -> float:
-    """C_buf * V_held^2 per hold, V_held = volts_per_unit * I."""
-    return cfg.buffer.capacitance_f * volts_per_unit(cfg) ** 2 * held_units_sq
+def latch_energy(decisions: float, popcount_bits: float) -> float:
+    """Bitwise sensing: one latch decision per cell read, and popcounts of n bits as n / 8 8-bit adds."""
+    return D.E_LATCH_J * decisions + D.E_ADD8_J * popcount_bits / 8.0
+
+
+def buffer_energy(cfg: AnalogConfig, act: LayerActivity) -> float:
+    """C_buf * V_held^2 per hold, V_held = volts_per_unit * N."""
+    if act.held_volts_sq is not None:
+        return cfg.buffer.capacitance_f * act.held_volts_sq
+    return cfg.buffer.capacitance_f * volts_per_unit(cfg) ** 2 * act.held_units_sq
 
 
 def neuron_energy(adds: float) -> float:
@@ -117,6 +131,25 @@ def poisson_rate(images_u8, image_size: int) -> float:
     return float(images_u8.double().mean()) / 255.0 * (h * w) / (image_size * image_size)
 
 
+def sensing_bits(cfg: AnalogConfig, m: LayerMap, slots: int) -> list[int]:
+    return [adc_bits(cfg, m.sensing_cells(s), slots) for s in range(m.n_sensings)]
+
+
+def vector_time_s(cfg: AnalogConfig, m: LayerMap, rows: int, slots: int) -> float:
+    """Time a sub-array takes per input vector: its row reads, each driving its lines for t_read
+    per slot and converting them (``adc_share`` lines per converter, (bits + 1) SAR cycles each)."""
+    sa, a = cfg.sense_amp, cfg.array
+    rows_sub = min(rows, a.rows)
+    reads = math.ceil(rows_sub / a.read_rows)
+    t_read = slots * sa.read_time_s
+    if sa.scheme == "bitwise":
+        return reads * t_read
+    per_tile = max(len(m.tile_sensings(c)) for c in range(m.n_col_tiles))
+    lines = min(a.read_rows, rows_sub) * per_tile
+    bits = max(sensing_bits(cfg, m, slots))
+    return reads * (t_read + min(sa.adc_share, lines) * (bits + 1) * sa.adc_bit_time_s)
+
+
 # ------------------------------------------------------------------------------- the whole chip
 def inference_energy(program: ChipProgram, cfg: AnalogConfig, activity: dict[int, LayerActivity],
                      spike_rates: dict[int, float], input_rate: float | None = None) -> EnergyReport:
@@ -128,7 +161,7 @@ def inference_energy(program: ChipProgram, cfg: AnalogConfig, activity: dict[int
     """
     rep = EnergyReport()
     T, bsnn = program.timesteps, program.kind == "bsnn"
-    t_read = cfg.sense_amp.integration_time_s
+    bitwise = cfg.sense_amp.scheme == "bitwise"
     first, out = program.first, program.output
     size = program.image_size
     # first (digital) layer: conv 3x3 of in_channels -> C1 on size x size, batch norm, neuron
@@ -146,18 +179,22 @@ def inference_energy(program: ChipProgram, cfg: AnalogConfig, activity: dict[int
     for l in program.xnor_layers:
         m = map_layer(l, cfg.array)
         act = activity.get(l.index, LayerActivity())
-        reads = T * l.positions * l.n_slots  # reads of every sub-array per inference
+        vectors = T * l.positions  # input vectors per slot applied to every sub-array per inference
+        reads = vectors * l.n_slots
         line_reads = reads * sum(m.cells(c) for c in range(m.n_col_tiles)) * l.rows  # lines x cells crossed
-        conversions = T * l.positions * l.rows * m.n_col_tiles
-        e_adc = sum(adc_energy(adc_bits(cfg, m.cells(c), l.n_slots), T * l.positions * l.rows) for c in range(m.n_col_tiles))
-        per_step = (m.n_col_tiles - 1) + (3 if bsnn else 2)  # partial sums, charge / bias, compare
+        S = m.n_sensings
+        if bitwise:
+            e_conv = latch_energy(reads * l.rows * l.cols, reads * l.rows * l.cols)
+        else:
+            e_conv = sum(adc_energy(cfg, b, vectors * l.rows) for b in sensing_bits(cfg, m, l.n_slots))
+        per_step = (S - 1) + (3 if bsnn else 2)  # partial sums, charge / bias, compare
         spikes = spike_rates.get(l.index, 0.0) * T * l.positions * l.rows if bsnn else 0.0
         rep.joules[f"L{l.index}"] = {
-            "array": array_energy(cfg, act.array_units), "drivers": driver_energy(cfg, line_reads), "adc": e_adc,
-            "buffer": buffer_energy(cfg, act.held_units_sq), "neurons": neuron_energy(conversions / m.n_col_tiles * per_step
-                                                                                       + spikes)}
+            "array": array_energy(cfg, act.array_units), "drivers": driver_energy(cfg, line_reads), "adc": e_conv,
+            "buffer": 0.0 if bitwise else buffer_energy(cfg, act),
+            "neurons": neuron_energy(vectors * l.rows * per_step + spikes)}
         rep.array_ops += 2.0 * reads * l.rows * l.cols
-        latency += reads * t_read
+        latency += vectors * vector_time_s(cfg, m, l.rows, l.n_slots)
     # output layer: F inputs -> classes, summed over T
     f_in, classes = out.weight.shape[1], out.out_features
     last = program.xnor_layers[-1].index
@@ -170,3 +207,6 @@ def inference_energy(program: ChipProgram, cfg: AnalogConfig, activity: dict[int
     latency += T * f_in * classes / (D.DIGITAL_LANES * D.DIGITAL_CLOCK_HZ)
     rep.latency_s = latency
     return rep
+
+
+__all__ = ["COMPONENTS", "LayerActivity", "EnergyReport", "inference_energy", "poisson_rate", "cell_off_ratio"]

@@ -60,10 +60,10 @@ def mix64(x: torch.Tensor) -> torch.Tensor:
     return x ^ _lsr(x, 31)
 
 
-@compiled
-def _normals_kernel(first: torch.Tensor, positions: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+def stream_normals(first: torch.Tensor, positions: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Standard normals for counters ``first[..., None] + positions`` (int64, broadcast), from the
-    two-level table of :func:`normal_table`."""
+    two-level table of :func:`normal_table` (``table``'s dtype). Plain tensor code: the fused
+    kernels that need normals call it inside their own loop."""
     h = mix64((first.unsqueeze(-1) + positions) * GAMMA)
     hi = _lsr(h, 64 - TABLE_BITS)
     lo = _lsr(h, 64 - 2 * TABLE_BITS) & (_BINS - 1)
@@ -73,7 +73,11 @@ def _normals_kernel(first: torch.Tensor, positions: torch.Tensor, table: torch.T
     return torch.where(hi == _BINS - 1, -z, z)
 
 
-@compiled
+_normals_kernel = compiled(stream_normals, work=lambda first, positions, table: first.numel() * positions.numel(),
+                          min_numel=1 << 16)
+
+
+@compiled(work=lambda first, positions: first.numel() * positions.numel())
 def _uniforms_kernel(first: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Uniforms on [0, 1) with 53-bit resolution (float64) for counters ``first[..., None] + positions``."""
     h = mix64((first.unsqueeze(-1) + positions) * GAMMA)
@@ -144,17 +148,30 @@ class ReadNoise:
     tile: int = 0
     tiles: int = 1
 
-    def normals(self, purpose: str, slot: int, shape: tuple, device=None) -> torch.Tensor:
-        N, K, L, rows = shape
+    def stream(self, purpose: str, slot: int, shape: tuple, device=None):
+        """The counters of one normal per read in the reads layout ``shape`` = ``[N, K, L, S, rows]``
+        (a layer's S = ``tiles`` sensings) or ``[N, K, L, rows]`` (sensing ``tile`` alone): (key per
+        chip ``[K]``, first counter per sample ``[N]``, position counters); read (n, k, l, s, r) has
+        counter key[k] + first[n] + ((l * S + s) * rows + r)."""
+        if len(shape) == 5:
+            N, K, L, S, rows = shape
+            tile_idx = torch.arange(S, dtype=torch.int64, device=device).view(1, -1, 1)
+        else:
+            N, K, L, rows = shape
+            S, tile_idx = self.tiles, torch.tensor(self.tile, dtype=torch.int64, device=device).view(1, 1, 1)
         dev = torch.device(device) if device is not None else self.index.device
-        per_sample = L * self.tiles * rows
         keys = torch.tensor([stream_key(chip, "read-noise", purpose, self.layer, slot) for chip in self.chip_seeds],
                             dtype=torch.int64, device=dev)  # [K]
         idx = self.index.to(device=dev, dtype=torch.int64)
         t = torch.arange(self.T, dtype=torch.int64, device=dev)
-        first = (idx.view(1, -1) * self.T + t.view(-1, 1)) * per_sample  # [T, B]: counter of each sample's first read
-        l = torch.arange(L, dtype=torch.int64, device=dev).view(-1, 1)
-        r = torch.arange(rows, dtype=torch.int64, device=dev).view(1, -1)
-        positions = ((l * self.tiles + self.tile) * rows + r).view(-1)
-        z = counter_normals(keys.view(1, 1, K), first.unsqueeze(-1), positions)  # [T, B, K, L*rows]
-        return z.view(N, K, L, rows)
+        first = ((idx.view(1, -1) * self.T + t.view(-1, 1)) * (L * S * rows)).reshape(-1)  # [T*B]: each sample's first read
+        l = torch.arange(L, dtype=torch.int64, device=dev).view(-1, 1, 1)
+        r = torch.arange(rows, dtype=torch.int64, device=dev).view(1, 1, -1)
+        positions = (l * S + tile_idx.to(dev)) * rows + r  # [L, S or 1, rows]
+        return keys, first, positions
+
+    def normals(self, purpose: str, slot: int, shape: tuple, device=None) -> torch.Tensor:
+        """One normal per read, in ``shape`` (:meth:`stream`)."""
+        keys, first, positions = self.stream(purpose, slot, shape, device)
+        z = _normals_kernel(first.view(-1, 1) + keys.view(1, -1), positions.reshape(-1), normal_table(first.device))
+        return z.view(shape)

@@ -9,7 +9,7 @@ the physics or the engines.
 
 from .chip_program import PROGRAM_FORMAT, PROGRAM_VERSION, ChipProgram, DigitalLayer, XnorLayer
 from .fold import fold_checkpoint, fold_model
-from .mapping import LayerMap, geometry, map_layer
+from .mapping import LayerMap, map_layer
 
 __all__ = ["ChipProgram", "DigitalLayer", "XnorLayer", "PROGRAM_FORMAT", "PROGRAM_VERSION", "fold_checkpoint", "fold_model",
-           "LayerMap", "geometry", "map_layer"]
+           "LayerMap", "map_layer"]

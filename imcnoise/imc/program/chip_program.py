@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ArrayConfig
-from .mapping import geometry
+from .mapping import map_layer
 
 PROGRAM_FORMAT = "imcnoise-chip-program"
 PROGRAM_VERSION = 1
@@ -122,24 +122,43 @@ class ChipProgram:
 
     # ----------------------------------------------------------------- geometry / summary
     def geometry(self, array: ArrayConfig | None = None) -> list[dict]:
-        """Per binary layer: shape, sub-arrays and reads on arrays of ``array`` (default 256 x 256)."""
-        return geometry(self, array or ArrayConfig())
+        """Per binary layer: shape, sub-arrays (row tiles x column tiles), sensings per row, the
+        fold's ranges, and array reads per inference on sub-arrays of ``array`` (default: the
+        default chip's)."""
+        array = array or ArrayConfig()
+        out = []
+        for l in self.xnor_layers:
+            m = map_layer(l, array)
+            vectors = self.timesteps * l.positions * l.n_slots  # input vectors applied to each sub-array
+            out.append({
+                "layer": l.index, "kind": l.kind, "neuron": l.neuron, "rows": l.rows, "cols": l.cols,
+                "subarrays": f"{m.n_row_tiles}x{m.n_col_tiles}", "sensings_per_row": m.n_sensings,
+                "residual": l.residual_from is not None, "residual_from": l.residual_from, "slots": l.n_slots,
+                "m1_min": int(l.m1.min()), "m1_max": int(l.m1.max()),
+                "theta_hat_min": float(l.theta_hat.min()), "theta_hat_max": float(l.theta_hat.max()),
+                "bias_min": float(l.bias.min()), "bias_max": float(l.bias.max()),
+                "flipped_rows": int(l.flipped.sum()), "zero_gain_rows": int((l.gain == 0).sum()),
+                "positions": l.positions, "array_reads_per_inference": vectors * m.n_subarrays,
+                "row_macs_per_inference": vectors * l.rows,
+            })
+        return out
 
     def summary_markdown(self, array: ArrayConfig | None = None) -> str:
         array = array or ArrayConfig()
         g = self.geometry(array)
         head = ("| layer | kind | rows | cols (M) | sub-arrays (row x col tiles) | residual | M1 range | theta_hat range | "
-                "bias range | flipped rows | array reads / inference |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+                "bias range | flipped rows | sensings / row | array reads / inference |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         rows = "".join(
             f"| {r['layer']} | {r['kind']}/{r['neuron']} | {r['rows']} | {r['cols']} | {r['subarrays']} | "
             f"{'from ' + str(r['residual_from']) if r['residual'] else 'no'} | {r['m1_min']}..{r['m1_max']} | "
             f"{r['theta_hat_min']:.3f}..{r['theta_hat_max']:.3f} | {r['bias_min']:.2f}..{r['bias_max']:.2f} | "
-            f"{r['flipped_rows']} | {r['array_reads_per_inference']:,} |\n" for r in g)
+            f"{r['flipped_rows']} | {r['sensings_per_row']} | {r['array_reads_per_inference']:,} |\n" for r in g)
         total = sum(r["array_reads_per_inference"] for r in g)
         return (f"# XNOR chip program: {self.kind.upper()} VGG11, T={self.timesteps}, theta={self.threshold}\n\n"
                 f"Source: {self.meta.get('checkpoint', '?')} (sha256 {self.meta.get('checkpoint_sha256', '?')[:16]}...)\n\n"
                 f"Sub-array size {array.rows} rows x {array.cols} cells (a convolution's column tile holds whole input "
-                f"channels: floor({array.cols} / 9) x 9 cells); a read applies one input vector to one "
+                f"channels: floor({array.cols} / 9) x 9 cells), sensings of {array.sensing_cells} cells (whole channels "
+                f"for a convolution); a read applies one input vector to one "
                 f"sub-array. Residual layers use two slots (tau1, tau2) per time step (eq. 11).\n"
                 f"Layer 1 ({self.first.kind}, {self.first.out_features} channels) and layer {self.output.index} "
                 f"(output, {self.output.out_features} classes) are digital, full precision.\n\n"

@@ -1,0 +1,120 @@
+"""What a buildable chip must respect: the currents, power, swing and line model of its operating point.
+
+:func:`check_buildable` evaluates the nominal chip (nominal cells, worst-case inputs) and refuses a
+configuration beyond a limit with a :class:`ChipLimitError` naming the limit's field, the value
+and the limit, and the fields that set the value. Every engine calls it, and so does scenario
+validation for every sweep point (a combination of axis values can exceed a limit that no single
+value does). The limits (``chip.limits``, defaults and sources in :mod:`imcnoise.defaults`):
+
+* ``cell_current_a`` -- the largest current through one device during a read (read disturb of an
+  MTJ): current and bitwise sensing put the read voltage across the cell, V G_on; on a merged
+  source line a read device sees V - V_SL, at most V G_on / (1 + r) (one match among mismatches);
+* ``line_current_a`` -- the largest current in a summing line (electromigration): current sensing
+  carries n V G_on into the sense stage (all cells matching); a merged source line carries only
+  the currents between its cells, the largest suffix sum of the cells' injections
+  V (G_read,j - rho G_tot,j) over worst-case patterns (:func:`.line.worst_patterns`); a bitwise read
+  passes one cell's current per bit line;
+* ``subarray_power_w`` -- the power one sub-array read draws from its drivers: rows_per_read x
+  sensings per row x the largest power of one line (V I_drawn);
+* ``ir_drop_fraction`` -- the largest deviation of a summing line's node voltages from their
+  nominal value, relative to V_read (:func:`.line.worst_node_deviation`). The line network is
+  solved exactly for ohmic devices; beyond this deviation the devices' bias dependence (an MTJ's
+  TMR falls with its voltage) makes the ohmic model wrong;
+* the current sense stage's full-scale swing must fit the supply (checked by the schema).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..config import AnalogConfig, cell_g_on_siemens, cell_off_ratio
+from .line import worst_node_deviation, worst_patterns
+
+
+class ChipLimitError(ValueError):
+    """A configuration a real chip could not be built at; ``field`` is the limit's field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _fmt_a(i: float) -> str:
+    return f"{i * 1e3:.3g} mA" if i >= 1e-3 else f"{i * 1e6:.3g} uA"
+
+
+def cell_current_a(cfg: AnalogConfig) -> float:
+    """Largest current through one device of a nominal read."""
+    v, g, r = cfg.device.read_voltage_v, cell_g_on_siemens(cfg), cell_off_ratio(cfg)
+    return v * g / (1.0 + r) if cfg.sense_amp.scheme == "voltage" else v * g
+
+
+def line_current_a(cfg: AnalogConfig) -> float:
+    """Largest current in one summing line (nominal cells, worst-case inputs)."""
+    v, g, r, n = cfg.device.read_voltage_v, cell_g_on_siemens(cfg), cell_off_ratio(cfg), cfg.array.sensing_cells
+    scheme = cfg.sense_amp.scheme
+    if scheme == "current":
+        return n * v * g
+    if scheme == "bitwise":
+        return v * g
+    pats = worst_patterns(n)
+    g_read = pats + (1 - pats) * r
+    rho = g_read.sum(-1, keepdim=True) / (n * (1 + r))
+    inj = g_read - rho * (1 + r)  # each cell's current into the line, units of V G_on
+    suffix = inj.flip(-1).cumsum(-1).flip(-1)
+    return float(suffix.abs().max()) * v * g
+
+
+def line_power_w(cfg: AnalogConfig) -> float:
+    """Largest power one line draws from the drivers during a read (nominal cells)."""
+    v, g, r, n = cfg.device.read_voltage_v, cell_g_on_siemens(cfg), cell_off_ratio(cfg), cfg.array.sensing_cells
+    scheme = cfg.sense_amp.scheme
+    if scheme == "voltage":  # V^2 G_on N (1 - N/S) for N = n r + d (1 - r), d = 0..n
+        d = torch.arange(n + 1, dtype=torch.float64)
+        nn = n * r + d * (1 - r)
+        return float((nn * (1 - nn / (n * (1 + r)))).max()) * v * v * g
+    return n * v * v * g  # every cell matching (bitwise: every latch reading an on-state cell)
+
+
+def subarray_power_w(cfg: AnalogConfig) -> float:
+    """Largest power of one sub-array read: the lines read at once x the largest line power."""
+    a = cfg.array
+    lines = a.read_rows * math.ceil(a.cols / a.sensing_cells)
+    return lines * line_power_w(cfg)
+
+
+def check_buildable(cfg: AnalogConfig) -> None:
+    """Raise :class:`ChipLimitError` if the chip exceeds any of its limits (see the module doc)."""
+    lim, a, dev, sa = cfg.limits, cfg.array, cfg.device, cfg.sense_amp
+    drivers = ("chip.device.read_voltage_v, or raise chip.cell.access_resistance_ohm"
+               + {"stt_mram": " or chip.device.r_p_ohm", "rram": " or chip.device.r_lrs_ohm"}.get(dev.model, ""))
+    i_cell = cell_current_a(cfg)
+    if i_cell > lim.cell_current_a:
+        raise ChipLimitError("chip.limits.cell_current_a", (
+            f"chip.limits.cell_current_a: the largest current through one device, {_fmt_a(i_cell)} ({sa.scheme} sensing at "
+            f"{dev.read_voltage_v:g} V), exceeds the limit {_fmt_a(lim.cell_current_a)} (read disturb); lower {drivers}"))
+    i_line = line_current_a(cfg)
+    if i_line > lim.line_current_a:
+        raise ChipLimitError("chip.limits.line_current_a", (
+            f"chip.limits.line_current_a: the largest summing-line current, {_fmt_a(i_line)} ({sa.scheme} sensing of "
+            f"chip.array.cells_per_sensing = {a.sensing_cells} cells at {dev.read_voltage_v:g} V), exceeds the limit "
+            f"{_fmt_a(lim.line_current_a)} (electromigration); lower chip.array.cells_per_sensing or {drivers}"))
+    p = subarray_power_w(cfg)
+    if p > lim.subarray_power_w:
+        raise ChipLimitError("chip.limits.subarray_power_w", (
+            f"chip.limits.subarray_power_w: one sub-array read draws up to {p * 1e3:.3g} mW (chip.array.rows_per_read = "
+            f"{a.read_rows} rows x {math.ceil(a.cols / a.sensing_cells)} sensings of {a.sensing_cells} cells, {sa.scheme} "
+            f"sensing at {dev.read_voltage_v:g} V), more than the limit {lim.subarray_power_w * 1e3:.3g} mW; lower "
+            f"chip.array.rows_per_read or {drivers}"))
+    if sa.scheme != "bitwise" and a.wire_resistance_ohm > 0:
+        dev_frac = worst_node_deviation(a.sensing_cells, cell_off_ratio(cfg), a.wire_resistance_ohm * cell_g_on_siemens(cfg),
+                                        sa.scheme)
+        if dev_frac > lim.ir_drop_fraction:
+            raise ChipLimitError("chip.limits.ir_drop_fraction", (
+                f"chip.limits.ir_drop_fraction: the summing line's IR drop moves its node voltages by up to "
+                f"{100 * dev_frac:.3g} % of the read voltage ({sa.scheme} sensing, chip.array.cells_per_sensing = "
+                f"{a.sensing_cells}, chip.array.wire_resistance_ohm = {a.wire_resistance_ohm:g} Ohm per cell), more than the "
+                f"limit {100 * lim.ir_drop_fraction:.3g} %, beyond which the devices are not ohmic; lower "
+                "chip.array.cells_per_sensing or chip.array.wire_resistance_ohm"))
