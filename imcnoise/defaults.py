@@ -15,16 +15,22 @@ ROOM_TEMPERATURE_K = 300.0
 # DNN+NeuroSim V1.3 default sub-array 128 x 128 (Param.cpp numRowSubArray / numColSubArray).
 ARRAY_ROWS = 128
 ARRAY_COLS = 128
-# Cells driven and sensed together: 64 (Jung et al., Nature 601:211, 2022: 64 x 64 MRAM crossbar;
-# published macros sense 64-128 cells at once, device-parameters.md "Buildable operating points").
-CELLS_PER_SENSING = 64
-# Rows read at once: 16, the largest power of two whose lines (16 rows x 2 sensings of 64 cells,
-# merged-line voltage sensing at 0.2 V: <= 0.13 mW each) stay within the 5 mW sub-array read power
-# below (MAX_SUBARRAY_POWER_W); the other rows of a sub-array take further reads.
+# Cells driven and sensed together: 63, the most whose count a 6-bit converter resolves one by one
+# (64 codes: 0..63 matches; a convolution's sensing holds 7 whole 3x3 channels = 63 cells anyway);
+# published macros sense 64-128 cells at once (Jung et al., Nature 601:211, 2022: 64 x 64 MRAM
+# crossbar; device-parameters.md "Buildable operating points").
+CELLS_PER_SENSING = 63
+# Rows read at once: 16, the largest power of two whose lines (16 rows x sensings of 63 + 63 + 2 cells,
+# merged-line voltage sensing at 0.2 V: <= 0.13 mW per 63-cell line, 4.2 mW in all) stay within the
+# 5 mW sub-array read power below (MAX_SUBARRAY_POWER_W); the other rows take further reads.
 ROWS_PER_READ = 16
-# Summing-line resistance per cell pitch: ~2 Ohm (22 nm interconnect ~13 Ohm/um at a 4F cell pitch,
-# DNN+NeuroSim; 2 Ohm at 65 nm, X-CHANGR arXiv:1907.00285; 2-10 Ohm at 45-65 nm, WAGONN arXiv:2406.14706).
-WIRE_RESISTANCE_OHM = 2.0
+# The summing line (a row's merged source line) is drawn in an intermediate metal twice the minimum
+# 22 nm wire of DNN+NeuroSim V1.3 (Param.cpp: 40 nm wide, aspect ratio 1.9, 4.03e-8 Ohm m): 80 nm wide,
+# NeuroSim's aspect ratio 1.7 and resistivity 3.31e-8 Ohm m at that width -> 80 x 136 nm, 3.04 Ohm/um,
+# 0.49 Ohm per 160 nm cell pitch (NeuroSim's 1T1R cell: 4F high at 40 nm). (A minimum M1 line: 13.3
+# Ohm/um, 2.1 Ohm per cell; 2 Ohm per cell at 65 nm, X-CHANGR arXiv:1907.00285.) Swept.
+LINE_WIDTH_M, LINE_HEIGHT_M, LINE_RESISTIVITY_OHM_M, CELL_PITCH_M = 80e-9, 136e-9, 3.31e-8, 160e-9
+WIRE_RESISTANCE_OHM = round(LINE_RESISTIVITY_OHM_M / (LINE_WIDTH_M * LINE_HEIGHT_M) * CELL_PITCH_M, 3)  # 0.487 Ohm
 # Conductances of programmed devices are held on a grid of G_on_nominal / 2**CONDUCTANCE_GRID_BITS.
 # 2**-12 = 0.024 % of G_on, far below any device spread; it makes every array MAC an exact fp32
 # sum (<= 2 * 256 cells), so every engine (aihwkit tiles, fast grouped convolutions, CPU or GPU)
@@ -138,10 +144,10 @@ BUFFER_GAIN_SIGMA = 0.0  # static per-column gain mismatch of the hold/add path
 # 45-nm technology" (Na, Kim, Kim, Kang, Jung, IEEE TVLSI 22(7):1620, 2014).
 MAX_CELL_CURRENT_A = 20e-6
 # Electromigration of a summing line: Cu design current densities are ~1-2 MA/cm^2 (onset 1e6-1e7
-# A/cm^2; secondary sources, unconfirmed); a minimum 22 nm M1 line (40 x 76 nm, DNN+NeuroSim's wire
-# table) carries ~30-60 uA. Assumption: summing lines drawn ~4 x 4 wider and thicker in an upper
-# metal carry 1 mA during a read. Swept rather than trusted.
-MAX_LINE_CURRENT_A = 1e-3
+# A/cm^2; secondary sources, unconfirmed): the summing line above (80 x 136 nm) at 2 MA/cm^2 carries
+# 0.22 mA (a minimum 22 nm M1 line ~30-60 uA). Swept rather than trusted.
+EM_CURRENT_DENSITY_A_PER_M2 = 2e10  # 2 MA/cm^2
+MAX_LINE_CURRENT_A = round(EM_CURRENT_DENSITY_A_PER_M2 * LINE_WIDTH_M * LINE_HEIGHT_M, 6)  # 0.218 mA
 # Peak power of one sub-array read: assumption, 5 mW (a 128 x 128 sub-array of a macro whose
 # ~8-16 active sub-arrays stay within ~50 mW; 22 nm MRAM macros report peak current as a supply-
 # integrity problem (ISSCC 2021, 13.4), no figure found).

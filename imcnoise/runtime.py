@@ -31,8 +31,8 @@ def tune_allocator() -> bool:
 class compiled:
     """``fn`` compiled by ``torch.compile`` (one fused loop instead of many tensor passes), or run
     eagerly where compilation is off (``IMCNOISE_COMPILE=0``), fails (no C++ compiler), or does not
-    pay: calls whose largest tensor has fewer than ``min_numel`` elements (``IMCNOISE_COMPILE_MIN``,
-    default 2**20) run eagerly -- a compilation costs tens of seconds.
+    pay: calls that process fewer than ``min_numel`` elements (the function's own threshold, else
+    2**20; ``IMCNOISE_COMPILE_MIN`` overrides both) run eagerly -- a compilation costs tens of seconds.
 
     Only for functions whose result is the same either way: integer arithmetic, table lookups,
     comparisons and plain float operations (inductor's CPU code is built with -ffp-contract=off and
@@ -81,7 +81,8 @@ class compiled:
             return self._eager(*args, **kwargs)
         big = self.work(*args, **kwargs) if self.work is not None else \
             max((a.numel() for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), default=0)
-        if big < (self._min if self._min is not None else self.min_numel()):
+        explicit = "IMCNOISE_COMPILE_MIN" in os.environ  # set by the user: applies to every function
+        if big < (self._min if self._min is not None and not explicit else self.min_numel()):
             return self._eager(*args, **kwargs)
         try:
             if self._compiled is None:

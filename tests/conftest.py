@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# IMCNOISE_TEST_THREADS: torch threads of the test process (default: up to 2; 1 when another job shares the cores)
+torch.set_num_threads(int(os.environ.get("IMCNOISE_TEST_THREADS", max(1, min(2, os.cpu_count() or 1)))))
 
 
 def shared_data_dir() -> Path:

@@ -67,3 +67,18 @@ def _calibrated(kind, residual, width, timesteps, seed, negative_gamma, zero_gam
             if zero_gamma and spec.binary:
                 norm.weight[:zero_gamma] = 0.0
     return model.eval()
+
+
+NO_LIMITS = {"cell_current_a": float("inf"), "line_current_a": float("inf"), "subarray_power_w": float("inf"),
+             "ir_drop_fraction": float("inf")}
+
+
+def quiet_chip(device=None, **sections):
+    """The default chip with every non-ideality off (``AnalogConfig.ideal``) and its limits switched
+    off, plus ``sections`` (e.g. ``sense_amp={"scheme": "current"}``): isolates one mechanism; the
+    limits have their own tests (test_limits.py)."""
+    from imcnoise.imc import AnalogConfig
+
+    sections = dict(sections)
+    sections["limits"] = {**NO_LIMITS, **sections.get("limits", {})}
+    return AnalogConfig.ideal(device, **sections)

@@ -16,7 +16,7 @@ from imcnoise.imc.config import lsb_voltage_v
 from imcnoise.imc.engines import layouts
 from imcnoise.imc.physics.sense import SenseStatic, SlotRead, buffer_droop, ktc_sigma_v
 
-from helpers import calibrated_model, fmnist
+from helpers import calibrated_model, fmnist, quiet_chip
 
 N_DEV = 200_000
 
@@ -76,6 +76,8 @@ def test_stuck_at_fractions_within_binomial_bounds(p_on, p_off):
 
 
 def test_ideal_analog_chip_equals_integer_engine():
+    """The default chip (merged-line voltage sensing of 64-cell sensings, access transistors, reference
+    rows and trim read through the chip) with its non-idealities off counts exactly."""
     for kind in ("bsnn", "bnn"):
         prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
         d = fmnist("test", 48)
@@ -90,7 +92,7 @@ def test_ideal_analog_chip_equals_integer_engine():
 def test_ideal_rram_chip_is_exact_too():
     prog = fold_model(calibrated_model("bsnn"))
     d = fmnist("test", 24)
-    cfg = AnalogConfig(device=RramDevice(sigma_lrs=0, sigma_hrs=0, read_sigma=0), buffer=ResidualBufferConfig(kt_c_noise=False))
+    cfg = AnalogConfig.ideal(RramDevice(sigma_lrs=0, sigma_hrs=0, read_sigma=0))
     res = evaluate(AnalogChip(prog, cfg), d, error_stats=True, keep_predictions=True)[0]
     assert torch.equal(res.predictions, evaluate_xnor(prog, d, keep_predictions=True).predictions)
     assert all(v["max_abs_err"] == 0 for v in res.errors.values())
@@ -114,17 +116,28 @@ def _dot_counts(chip, prog, d, layer_index):
     return seen["dot"], seen["ideal"]
 
 
+def _line_lsb_v(chip, layer):
+    """Each line's own LSB voltage (calibrated LSB x the line's volts per unit): with merged-line
+    sensing a line of fewer cells than a full sensing has a larger step."""
+    st = chip.state[layer.index]
+    return st.calibration.lsb * st.weights.vpu
+
+
 def _set_offsets(chip, layer, offset_lsb):
-    """Replace the static comparator offsets of one layer of a one-chip engine (given in LSB)."""
+    """Replace the static comparator offsets of one layer of a one-chip engine (given in LSB of each line)."""
     per = chip.state[layer.index].periphery
-    per.offset_v = offset_lsb.to(per.offset_v.dtype) * lsb_voltage_v(chip.config)
+    per.offset_v = offset_lsb.to(per.offset_v.dtype) * _line_lsb_v(chip, layer)
+
+
+WHOLE_ROW = {"cells_per_sensing": None}  # one sensing per 128-cell row: layer 2's 72 cells on one line
 
 
 def test_known_offset_shifts_the_measured_dot():
     prog = fold_model(calibrated_model("bsnn", residual="none"))
     d = fmnist("test", 8)
-    chip = AnalogChip(prog, AnalogConfig.ideal())
-    layer = prog.xnor_layers[0]  # layer 2: one column tile (M = 72 cells)
+    chip = AnalogChip(prog, quiet_chip(array=WHOLE_ROW))
+    layer = prog.xnor_layers[0]  # layer 2: one sensing (M = 72 cells)
+    assert chip.maps[layer.index].n_sensings == 1
     _set_offsets(chip, layer, torch.full((1, layer.rows), 2.0))
     dot, ideal = _dot_counts(chip, prog, d, layer.index)
     assert torch.equal(dot, (ideal + 2).clamp(max=layer.cols))
@@ -142,21 +155,26 @@ def test_offsets_are_static_per_line_and_have_the_configured_statistics_across_c
     """Offsets: the same error in every read of a line; across chips mean 0 and std sigma (5 standard
     errors), every line independent of every other line and chip."""
     prog = fold_model(calibrated_model("bsnn", residual="none"))
-    cfg = AnalogConfig(device=SttMramDevice(sigma_r_p=0, sigma_r_ap=0), sense_amp=SenseAmpConfig(offset_sigma_lsb=1.5),
-                       buffer=ResidualBufferConfig(kt_c_noise=False))
+    # nominal calibration: no reference rows (whose own comparators would shift the baseline), no trim
+    cfg = quiet_chip(sense_amp={"offset_sigma_v": None, "offset_sigma_lsb": 1.5}, array=WHOLE_ROW,
+                     calibration={"mode": "nominal"})
     d = fmnist("test", 8)
     layer = prog.xnor_layers[0]
     chip = AnalogChip(prog, cfg, chip_seed=1)
     dot, ideal = _dot_counts(chip, prog, d, layer.index)
     err = dot - ideal  # [T*B, rows, H, W]
-    off = chip.state[layer.index].periphery.offset_v[0] / lsb_voltage_v(cfg)
+    off = chip.state[layer.index].periphery.offset_v[0] / _line_lsb_v(chip, layer)[0]
     unclipped = (ideal + off.view(1, -1, 1, 1).round() >= 0) & (ideal + off.view(1, -1, 1, 1).round() <= layer.cols)
     expect = off.round().view(1, -1, 1, 1).expand_as(err)
     assert torch.equal(err[unclipped], expect[unclipped])
     assert torch.equal(AnalogChip(prog, cfg, chip_seed=1).state[layer.index].periphery.offset_v,
                        chip.state[layer.index].periphery.offset_v)  # same seed, same offsets
-    # 400 chips x every line of every layer
-    o = torch.stack([torch.cat([FastChipBatch(prog, cfg, [seed]).state[l.index].periphery.offset_v.flatten()
+    # 400 chips x every line of every layer: the draws the engines use (draw_periphery, as chip_layer calls it)
+    from imcnoise.imc.physics.sense import draw_periphery
+
+    assert torch.equal(draw_periphery(cfg, 1, layer.index, 1, layer.rows).offset_v, chip.state[layer.index].periphery.offset_v)
+    m = {l.index: chip.maps[l.index] for l in prog.xnor_layers}
+    o = torch.stack([torch.cat([draw_periphery(cfg, seed, l.index, m[l.index].n_sensings, l.rows).offset_v.flatten()
                                 for l in prog.xnor_layers]) for seed in range(400)]).double() / lsb_voltage_v(cfg)
     n = o.numel()
     assert abs(float(o.mean())) < 5 * 1.5 / math.sqrt(n)
@@ -171,7 +189,7 @@ def test_offsets_are_static_per_line_and_have_the_configured_statistics_across_c
 
 
 def _static(cells=50, lsb=0.5, offset_v=0.0, gain=1.0, vpu=1.0):
-    t = lambda x: torch.tensor(float(x)).view(1, 1, 1)
+    t = lambda x: torch.tensor(float(x)).view(1, 1, 1, 1)
     return SenseStatic(cells, t(cells * (1 - lsb)), t(lsb), t(0.0), t(offset_v), t(gain), vpu)
 
 
@@ -181,10 +199,10 @@ def test_ktc_noise_sigma_matches_sqrt_kT_over_C():
     assert math.isclose(ktc_sigma_v(buf), 0.64e-3, rel_tol=0.01)  # device-parameters.md
     # through the sense path: hold 100 LSB, add 0; noise drawn per read from the chip's streams.
     # LSB = 0.5 units x 0.2 mV per unit = 0.1 mV, so kT/C is 6.4 LSB
-    cfg = AnalogConfig(sense_amp=SenseAmpConfig(adc_bits=None, clip=False), buffer=buf)
+    cfg = quiet_chip(sense_amp={"adc_bits": None, "clip": False}, buffer=buf)
     n_img, L = 1000, 400
-    raw1 = torch.full((n_img, 1, L, 1), 50.0)  # 100 LSB above zero... of which 50 baseline units
-    raw0 = torch.zeros(n_img, 1, L, 1)
+    raw1 = torch.full((n_img, 1, L, 1, 1), 50.0)  # 100 LSB above zero... of which 50 baseline units
+    raw0 = torch.zeros(n_img, 1, L, 1, 1)
     static = _static(cells=50, lsb=0.5, vpu=2e-4)
     counts = sense([SlotRead(raw1.clone()), SlotRead(raw0.clone())], static, cfg, ReadNoise([0], 3, torch.arange(n_img), 1))
     sigma = ktc_sigma_v(buf) / 1e-4
@@ -199,14 +217,14 @@ def test_ktc_noise_sigma_matches_sqrt_kT_over_C():
 
 
 def test_buffer_droop_and_gain_are_applied_to_the_held_slot():
-    cfg = AnalogConfig(buffer=ResidualBufferConfig(kt_c_noise=False, hold_time_s=1e-6, leak_resistance_ohm=1e8,
-                                                   capacitance_f=1e-14), sense_amp=SenseAmpConfig(clip=False, adc_bits=16))
+    cfg = quiet_chip(buffer={"kt_c_noise": False, "hold_time_s": 1e-6, "leak_resistance_ohm": 1e8, "capacitance_f": 1e-14},
+                     sense_amp={"clip": False, "adc_bits": 16})
     droop = math.exp(-1e-6 / (1e8 * 1e-14))
     assert math.isclose(buffer_droop(cfg.buffer), droop)
     lsb = 0.5
-    raw1 = torch.full((1, 2, 1, 1), 150.0)  # 300 LSB
-    raw2 = torch.full((1, 2, 1, 1), 130.0)  # 260 LSB
-    t = lambda *v: torch.tensor(v).view(2, 1, 1)
+    raw1 = torch.full((1, 2, 1, 1, 1), 150.0)  # 300 LSB (two chips, one line each)
+    raw2 = torch.full((1, 2, 1, 1, 1), 130.0)  # 260 LSB
+    t = lambda *v: torch.tensor(v).view(2, 1, 1, 1)
     static = SenseStatic(256, t(128.0, 128.0), t(lsb, lsb), t(0.0, 0.0), t(0.0, 0.0), t(1.0, 0.9), 1.0)
     out = sense([SlotRead(raw1.clone()), SlotRead(raw2.clone())], static, cfg, None)
     expected = torch.tensor([300 * droop + 260 - 512, 300 * 0.9 * droop + 260 - 512])
@@ -235,16 +253,47 @@ def test_redraw_gives_new_chip_and_same_seed_reproduces():
     assert t.tolist() == [[1.0, 0.5, 0.5, 1.0]]
 
 
-@pytest.mark.parametrize("device", [AihwkitPcmDevice(), AihwkitReRamDevice(), RramDevice(read_sigma=0.02)])
+@pytest.mark.parametrize("device", [AihwkitPcmDevice(), AihwkitReRamDevice(read_sigma=0.0), RramDevice(read_sigma=0.0)])
 def test_aihwkit_and_rram_models_plug_in(device):
-    prog = fold_model(calibrated_model("bnn"))
-    cfg = AnalogConfig(device=device, t_inference_s=86400.0)
+    """aihwkit's own noise models (and ours) program the chip's devices through the tiles: the chip's
+    devices are what the model's programming and drift give for the sub-array's seed (computed here
+    directly), and with the periphery ideal each sensed count is the calibrated ratio of those
+    conductances' line signal, recomputed here from the input bits: sum_j [x G_A + (1 - x) G_B]."""
+    from imcnoise.imc.physics.devices import program_conductances, program_seed
+
+    prog = fold_model(calibrated_model("bnn", residual="none"))
+    cfg = quiet_chip(device, sense_amp={"scheme": "current", "stage": "tia", "feedback_resistance_ohm": 10.0},
+                     array=WHOLE_ROW, calibration={"mode": "nominal"}, cell={"access_resistance_ohm": 0.0}, t_inference_s=86400.0)
     chip = AnalogChip(prog, cfg, chip_seed=0)
-    g = chip.conductances(2, 0)
-    assert torch.isfinite(g).all() and (g >= 0).all()
-    assert not torch.equal(g, target_conductances(torch.from_numpy(prog.xnor_layers[0].bits), chip.off_ratio))
-    res = evaluate(chip, fmnist("test", 16), error_stats=True)[0]
-    assert 0.0 <= res.accuracy <= 1.0 and res.errors[2]["reads"] > 0
+    layer = prog.xnor_layers[0]
+    m = chip.maps[layer.index]
+    assert m.n_subarrays == 1 and m.n_sensings == 1
+    target = target_conductances(torch.from_numpy(layer.bits), chip.device_off_ratio)
+    g = program_conductances(chip.noise_model, target, program_seed(0, layer.index, 0, 0), cfg.t_inference_s)
+    assert torch.equal(chip.state[layer.index].weights.w_a[0], g[:, :layer.cols].float())
+    assert not torch.equal(g, target)
+    d = fmnist("test", 4)
+    seen = {}
+    orig = chip.mac
+
+    def hook(l, slots, p):
+        out = orig(l, slots, p)
+        if l.index == layer.index:
+            seen["x"], seen["dot"] = slots[0][:, 0], out[:, 0]
+        return out
+
+    chip.mac = hook
+    chip.run(d.images, torch.arange(len(d)))
+    x = torch.nn.functional.unfold(layouts.nchw(seen["x"]).double(), 3, padding=1).transpose(1, 2)  # [N, L, M]
+    g64 = g.double()
+    signal = x @ g64[:, :layer.cols].T + (1 - x) @ g64[:, layer.cols:].T  # [N, L, rows]
+    r = chip.off_ratio
+    v = (signal - layer.cols * r) / (1 - r)
+    expect = torch.round(v).clamp(0, layer.cols)
+    # the engine works in float32: it may round the other way only within float32 precision of a half
+    tie = ((v - v.floor()) - 0.5).abs() < 1e-4
+    assert torch.equal(seen["dot"].double()[~tie], expect[~tie]) and float(tie.double().mean()) < 1e-3
+    assert float((seen["dot"].double() - expect).abs().max()) <= 1
 
 
 def test_bad_analog_config_names_field_and_range():

@@ -16,10 +16,16 @@ from helpers import REPO_ROOT, calibrated_model, fmnist
 
 CONFIGS = {
     "ideal": AnalogConfig.ideal(),
-    "stt-all-effects": AnalogConfig(
+    "default": AnalogConfig(),  # the buildable default: voltage sensing, IR drop, trim through the noisy path, 6-bit ADCs
+    "voltage-all-effects": AnalogConfig(
         device=SttMramDevice(sigma_r_p=0.05, sigma_r_ap=0.07, p_stuck_p=0.01, p_stuck_ap=0.01, read_sigma=0.02),
         sense_amp=SenseAmpConfig(offset_sigma_lsb=0.8, noise_sigma_lsb=0.3, adc_bits=6),
         buffer=ResidualBufferConfig(gain_sigma=0.02, capacitance_f=2e-15, hold_time_s=1e-7, leak_resistance_ohm=1e9)),
+    "current-trim": AnalogConfig(device=SttMramDevice(read_voltage_v=0.1, read_sigma=0.01),
+                                 sense_amp=SenseAmpConfig(scheme="current", adc_bits=5, noise_sigma_v=0.2e-3),
+                                 array={"cells_per_sensing": 18, "rows_per_read": 4}, calibration={"mode": "trim", "reads": 4}),
+    "bitwise-noisy": AnalogConfig(device=SttMramDevice(sigma_r_p=0.25, sigma_r_ap=0.25, read_voltage_v=0.1, read_sigma=0.02),
+                                  sense_amp=SenseAmpConfig(scheme="bitwise", noise_sigma_v=2e-3), array={"rows_per_read": 2}),
     "rram-drift": AnalogConfig(device=RramDevice(relaxation_sigma=0.02), sense_amp=SenseAmpConfig(offset_sigma_v=0.01),
                                t_inference_s=3600.0),
     "aihwkit-pcm": AnalogConfig(device=AihwkitPcmDevice(), t_inference_s=100.0),
@@ -34,30 +40,32 @@ def test_fast_engine_is_bit_identical_to_aihwkit_path(kind, name):
     prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
     d = fmnist("test", 24)
     seeds = [5, 6, 7]
-    fast = evaluate(FastChipBatch(prog, cfg, seeds), d, batch_size=12, keep_predictions=True, error_stats=True)
+    fast = evaluate(FastChipBatch(prog, cfg, seeds), d, batch_size=12, keep_predictions=True, error_stats=True,
+                    activity=True)
     for s, f in zip(seeds, fast):
         chip = AnalogChip(prog, cfg, s)
-        a = evaluate(chip, d, batch_size=8, keep_predictions=True, error_stats=True)[0]
+        a = evaluate(chip, d, batch_size=8, keep_predictions=True, error_stats=True, activity=True)[0]
         assert torch.equal(a.predictions, f.predictions)
         assert a.spike_rates == f.spike_rates
         # each chip its own error table (not one pooled over the pass); sums in another batching order
         assert a.errors.keys() == f.errors.keys()
         for l in a.errors:
             assert a.errors[l] == pytest.approx(f.errors[l], rel=1e-12)
+        assert a.activity == f.activity  # integer sums: exactly the same energy inputs
     if name != "ideal":
         assert fast[0].errors != fast[1].errors
-    # the same conductances: fast engine's G_A - G_B equals the aihwkit tiles' programmed pairs
+    # the same line weights: the fast engine's per-chip weights are the aihwkit tiles' forward weights
     fb = FastChipBatch(prog, cfg, seeds[:1])
-    layer = prog.xnor_layers[1]
-    g = AnalogChip(prog, cfg, seeds[0]).conductances(layer.index, 0)
-    cells = g.shape[1] // 2
-    w = fb.arrays[layer.index].currents.tiles[0][0].reshape(layer.rows, -1)  # chip 0, column tile 0
-    assert torch.equal(w, (g[:, :cells] - g[:, cells:]))
+    chip = AnalogChip(prog, cfg, seeds[0])
+    for layer in prog.xnor_layers[1:3]:
+        assert torch.equal(fb.state[layer.index].weights.w_a[0], chip.state[layer.index].weights.w_a)
+        tiles = chip._tile_layout(chip.state[layer.index].weights.w_a, chip.state[layer.index].weights.w_b, chip.maps[layer.index])
+        assert torch.equal(chip.conductances(layer.index, 0), tiles[0])
 
 
 def test_results_do_not_depend_on_chips_per_pass_or_batch_size():
     prog = fold_model(calibrated_model("bsnn"))
-    cfg = CONFIGS["stt-all-effects"]
+    cfg = CONFIGS["voltage-all-effects"]
     d = fmnist("test", 20)
     together = evaluate(FastChipBatch(prog, cfg, [1, 2, 3]), d, batch_size=20, keep_predictions=True)
     for i, s in enumerate([1, 2, 3]):
@@ -70,7 +78,7 @@ def test_results_do_not_depend_on_chips_per_pass_or_batch_size():
 def test_grouped_gpu_code_path_gives_the_same_results(kind):
     """The GPU path (all chips in one grouped convolution) run on the CPU equals the per-chip path."""
     prog = fold_model(calibrated_model(kind))
-    cfg = CONFIGS["stt-all-effects"]
+    cfg = CONFIGS["voltage-all-effects"]
     d = fmnist("test", 12)
     per_chip = evaluate(FastChipBatch(prog, cfg, [1, 2, 3]), d, batch_size=12, keep_predictions=True)
     fb = FastChipBatch(prog, cfg, [1, 2, 3], grouped=True)
@@ -81,14 +89,14 @@ def test_grouped_gpu_code_path_gives_the_same_results(kind):
 
 def test_auto_k_fits_the_chips_into_a_quarter_of_the_free_gpu_memory(monkeypatch):
     """On CUDA, K is what fits in 25 % of the free memory, from the largest layer's bytes per chip
-    (with the column tiles of the mapping); on the CPU chips run one by one: the cap."""
+    (with the sensings of the mapping); on the CPU chips run one by one: the cap."""
     from imcnoise.imc import ArrayConfig, map_layer
     from imcnoise.imc.engines.fast import chip_bytes_per_sample
 
     prog = fold_model(calibrated_model("bsnn", width=0.5))  # 0.5: layers with more channels than one tile holds
     arr = ArrayConfig()
     per_chip = max(chip_bytes_per_sample(l, map_layer(l, arr)) for l in prog.xnor_layers) * prog.timesteps * 100
-    assert any(map_layer(l, arr).n_col_tiles > -(-l.cols // 256) for l in prog.xnor_layers)  # 252-cell tiles counted
+    assert any(map_layer(l, arr).n_sensings > -(-l.cols // 64) for l in prog.xnor_layers)  # 63-cell sensings counted
     for free, want in ((per_chip * 40, 10), (per_chip * 3, 1), (per_chip * 10 ** 6, 64)):
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, free=free: (free, 2 * free))
         assert auto_k(prog, 100, torch.device("cuda"), arr) == want

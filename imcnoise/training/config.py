@@ -91,8 +91,8 @@ class TrainConfig:
 # Presets: the paper's setting and the CPU settings of the shipped checkpoints. The Fashion-MNIST
 # pair distils from a full-precision teacher of the same plan (preset fmnist-float, trained first:
 # scripts/train_shipped.sh); the -hw presets fine-tune the shipped pair on sampled chips of
-# scenarios/chips/stt_mram_spread_0.05.yaml (issue 15).
-HW_CHIP = "scenarios/chips/stt_mram_spread_0.05.yaml"
+# scenarios/chips/legacy_2026_11_spread_0.05.yaml (issue 15; the chip of 2026-11).
+HW_CHIP = "scenarios/chips/legacy_2026_11_spread_0.05.yaml"
 PRESETS: dict[str, dict] = {
     "vgg11-cifar100": dict(dataset="cifar100", width=1.0, timesteps=8, epochs=200, batch_size=64, lr=1e-3,
                            crop_padding=4, flip=True),

@@ -17,8 +17,9 @@ import torch
 
 from ...seeding import derive_seed, generator
 from ..config import AnalogConfig, cell_off_ratio
-from ..physics.calibration import LatchCalibration, LayerLines, LineCalibration, calibration_scheme
-from ..physics.cell import GRID, access_ratio, cell_conductances, nominal_off_ratio, target_conductances
+from ..physics.calibration import LatchCalibration, LayerLines, LineCalibration, calibration_scheme, trimmed_offsets
+from ..physics.cell import (GRID, access_ratio, cell_conductances, nominal_off_ratio, quantize_conductance,
+                            squared_conductance, target_conductances)
 from ..physics.devices import make_noise_model, program_many
 from ..physics.energy import LayerActivity
 from ..physics.limits import check_buildable
@@ -78,7 +79,8 @@ class AnalogEngine(Engine):
         self.chip_seeds = [int(s) for s in chip_seeds]
         self.scheme = make_scheme(config)
         self.device_off_ratio = nominal_off_ratio(config.device)  # device targets of programming
-        self.off_ratio = cell_off_ratio(config)  # nominal cells (the engines' unit: the cell's G_on)
+        # a nominal cell's G_off / G_on as the cells are held: on the conductance grid (the engines' unit is the cell's G_on)
+        self.off_ratio = float(quantize_conductance(torch.tensor(cell_off_ratio(config), dtype=torch.float64)))
         self.access = access_ratio(config)
         self.noise_model = make_noise_model(config.device)
         self.maps: dict[int, LayerMap] = {l.index: map_layer(l, config.array) for l in program.xnor_layers}
@@ -100,9 +102,10 @@ class AnalogEngine(Engine):
         return len(self.chip_seeds)
 
     # ------------------------------------------------------------------ programming a chip
-    def reference_rows(self, chip_seed: int, layer: XnorLayer) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Cells of the reference rows of every sub-array, split into sensings ``[S, row tiles, R, n]``
-        (A: on-state devices, B: off-state; seeds per sub-array, as every engine draws them)."""
+    def reference_rows(self, chip_seeds: list[int], layer: XnorLayer) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Cells of the reference rows of every sub-array of each chip, split into sensings
+        ``[K, S, row tiles, R, n]`` (A: on-state devices, B: off-state; seeds per sub-array, as every
+        engine draws them)."""
         cal = self.config.calibration
         if cal.mode == "nominal" or (cal.mode == "trim" and self.scheme.name != "bitwise"):
             return None
@@ -111,53 +114,72 @@ class AnalogEngine(Engine):
         subs = [(c, ri) for c in range(m.n_col_tiles) for ri in range(m.n_row_tiles)]
         targets = [torch.cat([torch.ones(R, m.cells(c)), torch.full((R, m.cells(c)), self.device_off_ratio)]).float()
                    for c, _ in subs]
-        seeds = [derive_seed(chip_seed, "reference", layer.index, ri, c) for c, ri in subs]
-        g = {k: cell_conductances(x, self.access) for k, x in zip(subs, program_many(self.noise_model, targets, seeds,
-                                                                                     self.config.t_inference_s))}
+        seeds = [derive_seed(s, "reference", layer.index, ri, c) for s in chip_seeds for c, ri in subs]
+        drawn = iter(program_many(self.noise_model, targets * len(chip_seeds), seeds, self.config.t_inference_s))
         ref_a, ref_b = [], []
-        for ri in range(m.n_row_tiles):
-            # each reference row as a pair row: A = on-state device j, B = off-state device j
-            tiles = [torch.cat([g[c, ri][:R], g[c, ri][R:]], dim=1) for c in range(m.n_col_tiles)]
-            a, b = split_sensings(tiles, m)
-            ref_a.append(a)
-            ref_b.append(b)
-        return torch.stack(ref_a, dim=1), torch.stack(ref_b, dim=1)
+        for _ in chip_seeds:
+            g = {k: cell_conductances(next(drawn), self.access) for k in subs}
+            a_k, b_k = [], []
+            for ri in range(m.n_row_tiles):
+                # each reference row as a pair row: A = on-state device j, B = off-state device j
+                tiles = [torch.cat([g[c, ri][:R], g[c, ri][R:]], dim=1) for c in range(m.n_col_tiles)]
+                a, b = split_sensings(tiles, m)
+                a_k.append(a)
+                b_k.append(b)
+            ref_a.append(torch.stack(a_k, dim=1))
+            ref_b.append(torch.stack(b_k, dim=1))
+        return torch.stack(ref_a), torch.stack(ref_b)
 
-    def chip_layer(self, chip_seed: int, layer: XnorLayer, devices: list[torch.Tensor]) -> ChipLayer:
-        """The static state of one layer of a chip from its programmed devices (``[rows, 2*cells]``
-        per column tile, normalised to the device's G_on): cells, line weights, periphery, calibration."""
+    def chip_layers(self, chip_seeds: list[int], layer: XnorLayer, devices: list[list[torch.Tensor]]) -> list[ChipLayer]:
+        """The static state of one layer of each chip from its programmed devices (``devices[k]``:
+        ``[rows, 2*cells]`` per column tile, normalised to the device's G_on): cells, line weights
+        (computed for all chips at once), periphery, calibration."""
         cfg, m = self.config, self.maps[layer.index]
-        ga, gb = split_sensings([cell_conductances(g, self.access) for g in devices], m)
+        cells_k = [split_sensings([cell_conductances(g, self.access) for g in d], m) for d in devices]
+        ga, gb = torch.stack([c[0] for c in cells_k]), torch.stack([c[1] for c in cells_k])  # [K, S, rows, n]
         S, rows = m.n_sensings, layer.rows
-        per = draw_periphery(cfg, chip_seed, layer.index, S, rows)
         row_tile = torch.tensor([i // cfg.array.rows for i in range(rows)])
         cells = torch.tensor([m.sensing_cells(s) for s in range(S)])
-        refs = self.reference_rows(chip_seed, layer)
-        if self.scheme.name == "bitwise":
-            weights = self._latch_weights(chip_seed, layer, ga, gb, refs, row_tile, cells)
-            cal = LineCalibration(torch.zeros(S, rows), torch.ones(S, rows), torch.zeros(S, rows))
-        else:
+        refs = self.reference_rows(chip_seeds, layer)
+        bitwise = self.scheme.name == "bitwise"
+        if not bitwise:
             weights = self.scheme.weights(ga, gb)
-            lines = LayerLines(chip_seed, layer.index, cells, weights.w_a, weights.w_b, weights.sq_b, weights.vpu,
-                               self._scheme_static(weights), self._zero_bits[layer.index], per, layer.n_slots, row_tile)
             if refs is not None:
-                ra, rb = self.scheme.line_weights(*refs)
-                lines.ref_a, lines.ref_b = ra, rb
-                if cfg.device.read_sigma > 0:
-                    from ..physics.cell import squared_conductance
+                ref_w = self.scheme.line_weights(*refs)
+        out = []
+        for k, seed in enumerate(chip_seeds):
+            per = draw_periphery(cfg, seed, layer.index, S, rows)
+            ref_k = None if refs is None else (refs[0][k], refs[1][k])
+            if bitwise:
+                w = self._latch_weights(seed, layer, ga[k], gb[k], ref_k, row_tile, cells)
+                cal = LineCalibration(torch.zeros(S, rows), torch.ones(S, rows), torch.zeros(S, rows))
+            else:
+                w = weights.chip(k)
+                lines = LayerLines(seed, layer.index, cells, w.w_a, w.w_b, w.sq_b, w.vpu, self._scheme_static(w),
+                                   self._zero_bits[layer.index], per, layer.n_slots, row_tile)
+                if refs is not None:
+                    ra, rb = ref_w[0][k], ref_w[1][k]
+                    lines.ref_a, lines.ref_b = ra, rb
+                    if cfg.device.read_sigma > 0:
+                        lines.ref_sq_a, lines.ref_sq_b = squared_conductance(ra), squared_conductance(rb)
+                    lines.ref_vpu = self.scheme.vpu(ra, rb)
+                    if cfg.calibration.reads is not None:  # the reference rows' own comparators
+                        z = torch.randn(ra.shape[:3], generator=generator(seed, "periphery-reference", layer.index),
+                                        dtype=torch.float64)
+                        lines.ref_offset_v = z * offset_sigma_v(cfg)
+                        if cfg.calibration.mode == "reference_trim":  # auto-zero trimmed before they are read
+                            lines.ref_offset_v = trimmed_offsets(lines.ref_offset_v, cfg, seed, layer.index, "reference-trim")
+                cal = self._calibrate(lines)
+            to = lambda t: t if t is None or isinstance(t, float) else t.to(self.device)
+            w = SensingWeights(to(w.w_a), to(w.w_b), to(w.sq_a), to(w.sq_b),
+                               w.vpu if isinstance(w.vpu, float) else to(w.vpu.float()), to(w.square_total))
+            out.append(ChipLayer(w, PeripheryDraw(to(per.offset_v), to(per.buffer_gain)),
+                                 LineCalibration(to(cal.baseline), to(cal.lsb), to(cal.correction_lsb))))
+        return out
 
-                    lines.ref_sq_a, lines.ref_sq_b = squared_conductance(ra), squared_conductance(rb)
-                lines.ref_vpu = self.scheme.vpu(ra, rb)
-                if cfg.calibration.reads is not None:
-                    z = torch.randn(ra.shape[:3], generator=generator(chip_seed, "periphery-reference", layer.index),
-                                    dtype=torch.float64)
-                    lines.ref_offset_v = z * offset_sigma_v(cfg)
-            cal = self._calibrate(lines)
-        to = lambda t: t if t is None or isinstance(t, float) else t.to(self.device)
-        w = SensingWeights(to(weights.w_a), to(weights.w_b), to(weights.sq_a), to(weights.sq_b),
-                           weights.vpu if isinstance(weights.vpu, float) else to(weights.vpu.float()), to(weights.square_total))
-        return ChipLayer(w, PeripheryDraw(to(per.offset_v), to(per.buffer_gain)),
-                         LineCalibration(to(cal.baseline), to(cal.lsb), to(cal.correction_lsb)))
+    def chip_layer(self, chip_seed: int, layer: XnorLayer, devices: list[torch.Tensor]) -> ChipLayer:
+        """:meth:`chip_layers` of one chip."""
+        return self.chip_layers([chip_seed], layer, [devices])[0]
 
     def _scheme_static(self, w: SensingWeights) -> dict:
         return {"total": w.total.float(), "square_total": w.square_total}

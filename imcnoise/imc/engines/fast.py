@@ -56,6 +56,9 @@ class _LayerKernel:
         wa, wb = (w.sq_a, w.sq_b) if squared else (w.w_a, w.w_b)
         K, S, rows, n = wa.shape
         self.idx, self.per = sensing_channels(layer, m)
+        c = layer.in_features
+        # the sensings cover the channels in order, narrower only at the end: appending zero channels suffices
+        self.tail = len(self.idx) - c if torch.equal(self.idx[:c], torch.arange(c)) else None
         self.idx = self.idx.to(device)
         d = (wa - wb).float()
         self.const = wb.double().sum(-1).float().reshape(K, S * rows).to(device)
@@ -72,8 +75,12 @@ class _LayerKernel:
         self.S, self.rows = S, rows
 
 
-def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Input channels / features of every sensing (zero where a sensing is narrower): last axis -> ``idx``."""
+def _gather(x: torch.Tensor, idx: torch.Tensor, tail: int | None) -> torch.Tensor:
+    """Input channels / features of every sensing (zero where a sensing is narrower): last axis ->
+    ``idx``; when only the last sensing is narrower (``tail`` zero channels appended, the usual
+    layout), a pad, or nothing at all."""
+    if tail is not None:
+        return F.pad(x, (0, tail)) if tail else x
     return F.pad(x, (0, 1)).index_select(-1, idx)
 
 
@@ -83,7 +90,7 @@ def _conv(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> t
     h, wd = x.shape[2], x.shape[3]
     out = []
     for i, c in enumerate(range(chips.start, chips.stop)):
-        xk = _gather(x[:, min(i, kx - 1)], k.idx)  # [N, H, W, S*per], channels-last
+        xk = _gather(x[:, min(i, kx - 1)], k.idx, k.tail)  # [N, H, W, S*per], channels-last
         y = F.conv2d(xk.permute(0, 3, 1, 2), k.w[c].reshape(-1, k.per, layer.kernel, layer.kernel), k.const[c],
                      padding=layer.padding, groups=k.S)
         out.append(y.permute(0, 2, 3, 1).reshape(n, 1, h * wd, k.S, k.rows))  # channels-last output: a view
@@ -94,7 +101,7 @@ def _conv_grouped(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: sli
     """GPU kernel: one grouped convolution over all chips and sensings."""
     w, const = k.w[chips], k.const[chips]
     K = w.shape[0]
-    xg = _gather(x, k.idx)  # [N, Kx, H, W, S*per]
+    xg = _gather(x, k.idx, k.tail)  # [N, Kx, H, W, S*per]
     n, h, wd = xg.shape[0], xg.shape[2], xg.shape[3]
     xg = xg.expand(n, K, *xg.shape[2:]).permute(0, 1, 4, 2, 3).reshape(n, K * k.S * k.per, h, wd)
     out = F.conv2d(xg, w.reshape(K * k.S * k.rows, k.per, layer.kernel, layer.kernel), const.reshape(-1),
@@ -106,7 +113,7 @@ def _fc(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> tor
     """Fully connected: one batched matrix product over chips and sensings: ``[N, Kc, 1, S, rows]``."""
     w, const = k.w[chips], k.const[chips]
     K = w.shape[0]
-    xg = _gather(x, k.idx)  # [N, Kx, S*per]
+    xg = _gather(x, k.idx, k.tail)  # [N, Kx, S*per]
     n = xg.shape[0]
     xt = xg.expand(n, K, xg.shape[-1]).reshape(n, K * k.S, k.per).transpose(0, 1)  # [K*S, N, per]
     out = torch.bmm(xt, w.reshape(K * k.S, k.per, k.rows)).view(K, k.S, n, k.rows).permute(2, 0, 1, 3)
@@ -129,12 +136,11 @@ class FastChipBatch(AnalogEngine):
             bits = torch.from_numpy(layer.bits)
             targets = [target_conductances(bits[r0:r1, c0:c1], self.device_off_ratio) for (c0, c1) in m.col_tiles
                        for (r0, r1) in m.row_tiles]
-            states = []
-            for s in self.chip_seeds:
-                seeds = [program_seed(s, layer.index, ri, c) for c in range(m.n_col_tiles) for ri in range(m.n_row_tiles)]
-                g = iter(program_many(self.noise_model, targets, seeds, config.t_inference_s))
-                devices = [torch.cat([next(g) for _ in m.row_tiles]).float() for _ in m.col_tiles]
-                states.append(self.chip_layer(s, layer, devices))
+            seeds = [program_seed(s, layer.index, ri, c) for s in self.chip_seeds for c in range(m.n_col_tiles)
+                     for ri in range(m.n_row_tiles)]
+            g = iter(program_many(self.noise_model, targets * len(self.chip_seeds), seeds, config.t_inference_s))
+            devices = [[torch.cat([next(g) for _ in m.row_tiles]).float() for _ in m.col_tiles] for _ in self.chip_seeds]
+            states = self.chip_layers(self.chip_seeds, layer, devices)
             st = stack_layers(states)
             self.state[layer.index] = st
             noisy = st.weights.sq_a is not None

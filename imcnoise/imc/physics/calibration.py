@@ -7,7 +7,8 @@ ideal devices N = n G_off + dot (G_on - G_off); the ADC turns N into ``dot`` wit
 an LSB l, count = (N - b) / l. Which b and l the chip uses, and whether it trims each line's
 offset, is the scheme (all signals normalised to the nominal on-state cell, r = G_off / G_on):
 
-* :class:`NominalCalibration` (``nominal``): b = n r, l = 1 - r. Devices drawn lognormal with
+* :class:`NominalCalibration` (``nominal``): b = n r, l = 1 - r (as voltages of a nominal line:
+  with voltage sensing a line's own sum of conductances scales them in its signal units). Devices drawn lognormal with
   median = nominal have mean nominal * exp(sigma^2 / 2), so every read is biased by about
   (sigma^2/2) sum(G) / (1 - r) LSB, the same sign in every line (device-parameters.md,
   "Calibration and the mean of a lognormal spread"). The simulator's numbers, not the chip's.
@@ -27,7 +28,8 @@ offset, is the scheme (all signals normalised to the nominal on-state cell, r = 
   against M1 (x n_slots) is removed by a trim DAC of ``trim_bits`` over +-``trim_range_lsb``
   (:func:`trim_dac`); what the DAC cannot resolve (its step and range), the averaged noise and the
   input-dependent part of the device error stay.
-* :class:`ReferenceTrimCalibration` (``reference_trim``): reference rows for b and l, then the trim.
+* :class:`ReferenceTrimCalibration` (``reference_trim``): reference rows for b and l, then the trim;
+  the reference rows' own comparators are auto-zero trimmed first (:func:`trimmed_offsets`).
 
 Every scheme then adds the configured common-mode residue (``baseline_shift_lsb``, ``gain_shift``).
 ``reads: null`` measures exactly, without noise or reference offsets (the legacy chip's
@@ -132,9 +134,16 @@ class NominalCalibration:
         self.cal: CalibrationConfig = cfg.calibration
 
     def _nominal(self, a: LayerLines) -> LineCalibration:
+        """b = n r, l = 1 - r at the sense node of a nominal line, in each line's signal units: the
+        nominal levels are voltages (vpu_nom b, vpu_nom l), so a line with its own volts-per-unit
+        (voltage sensing: V / sum G_tot of its devices) sees them scaled by vpu_nom / vpu."""
         rows = a.zero_bits.shape[1]
         cells = a.cells.double().view(-1, 1).expand(-1, rows)
-        return LineCalibration(cells * self.r, torch.full_like(cells, 1.0 - self.r), torch.zeros_like(cells))
+        b, l = cells * self.r, torch.full_like(cells, 1.0 - self.r)
+        if not isinstance(a.vpu, float):  # voltage sensing: nominal vpu of an n-cell line is V / (n (1 + r))
+            scale = (self.cfg.device.read_voltage_v / (cells * (1.0 + self.r))) / a.vpu.double()
+            b, l = b * scale, l * scale
+        return LineCalibration(b, l, torch.zeros_like(cells))
 
     def line_calibration(self, a: LayerLines) -> LineCalibration:
         return self._nominal(a)
@@ -240,15 +249,24 @@ class LatchCalibration:
         """Latch offsets after calibration (V)."""
         if self.cal.mode not in ("trim", "reference_trim"):
             return offset_v.double()
-        from ..config import lsb_voltage_v
+        return trimmed_offsets(offset_v, self.cfg, chip_seed, layer, "latch-trim")
 
-        lsb = lsb_voltage_v(self.cfg)
-        measured = offset_v.double()
-        s = noise_sigma_v(self.cfg)
-        if self.cal.reads is not None and s > 0:
-            z = CalibrationNoise(chip_seed, layer, "latch-trim").normals("sense", 0, (1, 1) + tuple(offset_v.shape))[0, 0]
-            measured = measured + s / math.sqrt(self.cal.reads) * z
-        return offset_v.double() - trim_dac(measured / lsb, self.cal.trim_bits, self.cal.trim_range_lsb) * lsb
+
+def trimmed_offsets(offset_v: torch.Tensor, cfg: AnalogConfig, chip_seed: int, layer: int, kind: str) -> torch.Tensor:
+    """Comparator offsets (V) after an auto-zero trim: each comparator's offset, measured with its
+    inputs shorted over ``reads`` decisions (its decision noise averages as 1 / sqrt(reads)), is
+    cancelled by the trim DAC (``trim_bits`` over +-``trim_range_lsb`` nominal LSB). How the
+    comparators of the reference rows and the bitwise latches are calibrated before they are used."""
+    from ..config import lsb_voltage_v
+
+    cal = cfg.calibration
+    lsb = lsb_voltage_v(cfg)
+    measured = offset_v.double()
+    s = noise_sigma_v(cfg)
+    if cal.reads is not None and s > 0:
+        z = CalibrationNoise(chip_seed, layer, kind).normals("sense", 0, (1, 1) + tuple(offset_v.shape))[0, 0]
+        measured = measured + s / math.sqrt(cal.reads) * z
+    return offset_v.double() - trim_dac(measured / lsb, cal.trim_bits, cal.trim_range_lsb) * lsb
 
 
 SCHEMES = {"nominal": NominalCalibration, "reference": ReferenceCalibration, "trim": TrimCalibration,

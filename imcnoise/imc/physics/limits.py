@@ -15,7 +15,7 @@ value does). The limits (``chip.limits``, defaults and sources in :mod:`imcnoise
   V (G_read,j - rho G_tot,j) over worst-case patterns (:func:`.line.worst_patterns`); a bitwise read
   passes one cell's current per bit line;
 * ``subarray_power_w`` -- the power one sub-array read draws from its drivers: rows_per_read x
-  sensings per row x the largest power of one line (V I_drawn);
+  the sum over a row's sensings of the largest power of each line (V I_drawn);
 * ``ir_drop_fraction`` -- the largest deviation of a summing line's node voltages from their
   nominal value, relative to V_read (:func:`.line.worst_node_deviation`). The line network is
   solved exactly for ohmic devices; beyond this deviation the devices' bias dependence (an MTJ's
@@ -67,9 +67,11 @@ def line_current_a(cfg: AnalogConfig) -> float:
     return float(suffix.abs().max()) * v * g
 
 
-def line_power_w(cfg: AnalogConfig) -> float:
-    """Largest power one line draws from the drivers during a read (nominal cells)."""
-    v, g, r, n = cfg.device.read_voltage_v, cell_g_on_siemens(cfg), cell_off_ratio(cfg), cfg.array.sensing_cells
+def line_power_w(cfg: AnalogConfig, n: int | None = None) -> float:
+    """Largest power one line of ``n`` cells (default: a full sensing) draws from the drivers during a
+    read (nominal cells)."""
+    v, g, r = cfg.device.read_voltage_v, cell_g_on_siemens(cfg), cell_off_ratio(cfg)
+    n = cfg.array.sensing_cells if n is None else n
     scheme = cfg.sense_amp.scheme
     if scheme == "voltage":  # V^2 G_on N (1 - N/S) for N = n r + d (1 - r), d = 0..n
         d = torch.arange(n + 1, dtype=torch.float64)
@@ -78,11 +80,16 @@ def line_power_w(cfg: AnalogConfig) -> float:
     return n * v * v * g  # every cell matching (bitwise: every latch reading an on-state cell)
 
 
-def subarray_power_w(cfg: AnalogConfig) -> float:
-    """Largest power of one sub-array read: the lines read at once x the largest line power."""
+def row_sensings(cfg: AnalogConfig) -> list[int]:
+    """Cells of the sensings of one full sub-array row: full sensings, then the rest."""
     a = cfg.array
-    lines = a.read_rows * math.ceil(a.cols / a.sensing_cells)
-    return lines * line_power_w(cfg)
+    full, rest = divmod(a.cols, a.sensing_cells)
+    return [a.sensing_cells] * full + ([rest] if rest else [])
+
+
+def subarray_power_w(cfg: AnalogConfig) -> float:
+    """Largest power of one sub-array read: rows_per_read x the largest power of each sensing of a row."""
+    return cfg.array.read_rows * sum(line_power_w(cfg, n) for n in row_sensings(cfg))
 
 
 def check_buildable(cfg: AnalogConfig) -> None:
@@ -105,7 +112,7 @@ def check_buildable(cfg: AnalogConfig) -> None:
     if p > lim.subarray_power_w:
         raise ChipLimitError("chip.limits.subarray_power_w", (
             f"chip.limits.subarray_power_w: one sub-array read draws up to {p * 1e3:.3g} mW (chip.array.rows_per_read = "
-            f"{a.read_rows} rows x {math.ceil(a.cols / a.sensing_cells)} sensings of {a.sensing_cells} cells, {sa.scheme} "
+            f"{a.read_rows} rows x sensings of {'+'.join(str(n) for n in row_sensings(cfg))} cells, {sa.scheme} "
             f"sensing at {dev.read_voltage_v:g} V), more than the limit {lim.subarray_power_w * 1e3:.3g} mW; lower "
             f"chip.array.rows_per_read or {drivers}"))
     if sa.scheme != "bitwise" and a.wire_resistance_ohm > 0:

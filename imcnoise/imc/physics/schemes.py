@@ -60,6 +60,11 @@ class SensingWeights:
         """sum_j (w_A + w_B) per line (float64)."""
         return (self.w_a.double() + self.w_b.double()).sum(-1)
 
+    def chip(self, k: int) -> "SensingWeights":
+        """Chip ``k`` of weights stacked over chips (a leading axis)."""
+        pick = lambda t: t if t is None or isinstance(t, float) else t[k]
+        return SensingWeights(self.w_a[k], self.w_b[k], pick(self.sq_a), pick(self.sq_b), pick(self.vpu), pick(self.square_total))
+
 
 class Scheme:
     name = ""
