@@ -37,7 +37,8 @@ class compiled:
     Only for functions whose result is the same either way: integer arithmetic, table lookups,
     comparisons and plain float operations (inductor's CPU code is built with -ffp-contract=off and
     without unsafe math, so every float operation is the same correctly rounded IEEE operation as
-    eager torch's; fused multiply-adds are written out, imcnoise.imc.physics.sense.muladd).
+    eager torch's; no fused multiply-add: the sense path adds its noise eagerly with addcmul between
+    the compiled loops, imcnoise.imc.physics.sense.add_noise_).
     tests/test_noise_streams.py checks compiled against eager results, and that the compiled code ran.
 
     An exception from the compiled call is retried eagerly: if the eager call raises too, the error is

@@ -52,7 +52,7 @@ PUBLISHED = {
                             "at 65 nm (ours: NVSim MTJ); a 288-cell line needs 0.1 Ohm per cell here"),
     "neurosim_current_5bit": ("DNN+NeuroSim V1.3 defaults (current summation, 5-bit ADC, 8 columns per ADC)",
                               "(a simulator's defaults, no measurement)",
-                              "held to our limits: 0.1 V and 18-cell sensings (NeuroSim sums 128 rows at 0.5 V)"),
+                              "held to our limits: 0.08 V and 18-cell sensings (NeuroSim sums 128 rows at 0.5 V)"),
 }
 
 

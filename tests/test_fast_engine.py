@@ -21,7 +21,7 @@ CONFIGS = {
         device=SttMramDevice(sigma_r_p=0.05, sigma_r_ap=0.07, p_stuck_p=0.01, p_stuck_ap=0.01, read_sigma=0.02),
         sense_amp=SenseAmpConfig(offset_sigma_lsb=0.8, noise_sigma_lsb=0.3, adc_bits=6),
         buffer=ResidualBufferConfig(gain_sigma=0.02, capacitance_f=2e-15, hold_time_s=1e-7, leak_resistance_ohm=1e9)),
-    "current-trim": AnalogConfig(device=SttMramDevice(read_voltage_v=0.1, read_sigma=0.01),
+    "current-trim": AnalogConfig(device=SttMramDevice(read_voltage_v=0.08, read_sigma=0.01),
                                  sense_amp=SenseAmpConfig(scheme="current", adc_bits=5, noise_sigma_v=0.2e-3),
                                  array={"cells_per_sensing": 18, "rows_per_read": 4}, calibration={"mode": "trim", "reads": 4}),
     "bitwise-noisy": AnalogConfig(device=SttMramDevice(sigma_r_p=0.25, sigma_r_ap=0.25, read_voltage_v=0.1, read_sigma=0.02),

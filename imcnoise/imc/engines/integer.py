@@ -2,8 +2,11 @@
 
 dot = popcount(XNOR(weight bits, input bits)) per row, either as the exact 0/1 product of an
 ideal complementary-pair array (``backend="gemm"``, :class:`.ideal.IdealArray`; exact in fp32 for
-M < 2**24) or on bit-packed 64-bit words (``backend="popcount"``: XOR + hardware popcount via
-``numpy.bitwise_count``). Both give identical integers. Everything else (digital first and last
+M < 2**24), on bit-packed 64-bit words (``backend="popcount"``: XOR + hardware popcount via
+``numpy.bitwise_count``), or on the machine's int8 units (``backend="int8"``: dot = sum_j x_j
+(2 w_j - 1) + M1 with 0/1 inputs as uint8 and +-1 weights as int8, accumulated exactly in int32 by
+oneDNN's int8 convolution or ``torch._int_mm``; :mod:`.kernels`). All give identical integers;
+``backend="auto"`` takes int8 where it is available (CPU with oneDNN), else gemm. Everything else (digital first and last
 layers, the folded neuron in fp64, pooling, residuals) is the shared traversal of :mod:`.base`.
 """
 
@@ -18,7 +21,7 @@ from ..program import ChipProgram, XnorLayer
 from . import layouts as lay
 from .base import Engine, Pass, evaluate
 
-BACKENDS = ("gemm", "popcount")
+BACKENDS = ("gemm", "popcount", "int8", "auto")
 
 
 def input_patches(bits: torch.Tensor, layer: XnorLayer) -> torch.Tensor:
@@ -47,8 +50,15 @@ class XnorEngine(Engine):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         super().__init__(program, device)
+        from .kernels import int8_available
+
+        if backend == "auto":
+            backend = "int8" if int8_available() and self.device.type == "cpu" else "gemm"
+        if backend == "int8" and not int8_available():
+            raise ValueError("backend 'int8' needs oneDNN's int8 kernels (torch.ops.onednn), not available here")
         self.backend = backend
         self.chunk = chunk
+        self._int8, self._m1s = {}, {}
         # weight tail bits 0, input tail bits 1: XOR = 1 there, so tails never count as matches
         self._words = {l.index: _pack_words(l.bits, 0) for l in program.xnor_layers} if backend == "popcount" else {}
 
@@ -57,7 +67,50 @@ class XnorEngine(Engine):
         ``[N, rows, H, W]`` or ``[N, rows]``, float64 holding exact integers."""
         if self.backend == "popcount":
             return self._dot_popcount(layer, bits)
+        if self.backend == "int8":
+            return self._dot_int8(layer, bits)
         return self.ideal_dot(layer, bits)
+
+    def _dots_int8(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
+        """Match counts of one chip's BITS ``[N, H, W, C]`` / ``[N, F]``: ``[N, H*W or 1, rows]`` (float64)."""
+        if layer.kind == "conv":
+            y = self._int8_conv(layer, lay.nchw(bits).to(torch.uint8))  # [N, H, W, rows]
+            return y.reshape(y.shape[0], -1, layer.rows).double() + self._m1(layer)
+        return self._int8_fc(layer, bits).unsqueeze(1)
+
+    def _m1(self, layer: XnorLayer) -> torch.Tensor:
+        if layer.index not in self._m1s:
+            self._m1s[layer.index] = torch.from_numpy(layer.m1).to(torch.float64)
+        return self._m1s[layer.index]
+
+    def _int8_conv(self, layer: XnorLayer, x_u8: torch.Tensor) -> torch.Tensor:
+        from .kernels import Int8Conv
+
+        k = self._int8.get(layer.index)
+        if k is None:
+            w = (2 * torch.from_numpy(layer.bits).to(torch.int64) - 1).view(layer.rows, layer.in_features, layer.kernel,
+                                                                            layer.kernel)
+            k = self._int8[layer.index] = Int8Conv(w, 1, layer.padding, tuple(x_u8.shape))
+        return k(x_u8.contiguous(memory_format=torch.channels_last))
+
+    def _int8_fc(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
+        w = self._int8.get(layer.index)
+        if w is None:
+            w = self._int8[layer.index] = (2 * torch.from_numpy(layer.bits).to(torch.int64) - 1).to(torch.int8).T.contiguous()
+        x = bits.to(torch.int8)
+        n = x.shape[0]
+        pad = max(0, 17 - n)  # torch._int_mm needs more than 16 rows
+        if pad:
+            x = torch.cat([x, torch.zeros(pad, x.shape[1], dtype=torch.int8)])
+        return torch._int_mm(x, w)[:n].double() + self._m1(layer)
+
+    def _dot_int8(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
+        """:meth:`dot` on int8 units: sum_j x_j (2 w_j - 1) + M1 (the ideal array's match count:
+        padding is bit 0, whose B device matches where w = 0, counted in M1)."""
+        if layer.kind == "conv":
+            y = self._int8_conv(layer, bits.to(torch.uint8))  # [N, H, W, rows]
+            return y.permute(0, 3, 1, 2).double() + self._m1(layer).view(1, -1, 1, 1)
+        return self._int8_fc(layer, bits)
 
     def _dot_popcount(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
         patches = input_patches(bits, layer)  # [N, L, M]
@@ -77,6 +130,11 @@ class XnorEngine(Engine):
 
     def mac(self, layer: XnorLayer, slots: list[torch.Tensor], p: Pass) -> torch.Tensor:
         """dot of eq. (11): slot tau1 (layer l-1 input) plus, for residual layers, slot tau2 (layer l-2)."""
+        if self.backend == "int8":  # in the engines' channels-innermost layout throughout: no layout copies
+            d = self._dots_int8(layer, slots[0][:, 0])
+            for s in slots[1:]:
+                d = d + self._dots_int8(layer, s[:, 0])
+            return d.view(d.shape[0], 1, -1, layer.rows)
         d = self.dot(layer, lay.nchw(slots[0][:, 0]))
         if len(slots) > 1:
             d = d + self.dot(layer, lay.nchw(slots[1][:, 0]))

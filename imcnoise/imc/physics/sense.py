@@ -1,12 +1,12 @@
 """Sense path of a layer's lines (one per sensing and row): read noise, residual buffer, comparator, ADC.
 
-One small function per physical effect (:func:`slot_counts`, :func:`add_read_noise`, :func:`hold`,
-:func:`remove_baseline`, :func:`add_sense_noise`, :func:`adc`, :func:`clip`, :func:`popcount`);
-:func:`sense` applies them in the order the circuit does, as ONE fused loop over a layer's reads
-(:class:`imcnoise.runtime.compiled`): the per-read normals are computed inside it from their
-counters (:mod:`.noise`), and the sensings of a row are added digitally at its end. Every effect
-is written as plain correctly rounded operations (the compiler contracts nothing: inductor builds
-with -ffp-contract=off), so the compiled loop and the eager functions give the same bits.
+One small function per physical effect (:func:`slot_counts`, :func:`read_noise_scale`,
+:func:`hold_gain`, :func:`remove_baseline`, :func:`add_noise_`, :func:`adc`, :func:`clip`,
+:func:`popcount`, :func:`add_sensings`); :func:`sense` applies them in the order the circuit does,
+in fused loops over a layer's reads (:class:`imcnoise.runtime.compiled`): the per-read normals come from their
+counters (:mod:`.noise`), and the sensings of a row are added digitally at its end. The pointwise
+effects between two noise additions are plain correctly rounded operations (inductor builds with
+-ffp-contract=off: it contracts nothing), so a compiled loop and the eager functions give the same bits.
 
 The signal of a read (:mod:`.schemes`) is in units of the nominal on-state cell conductance; the
 line turns one unit into ``vpu`` volts at the sense node (the same for every line with current
@@ -15,11 +15,11 @@ calibration (:mod:`.calibration`): count = (N - n_slots * baseline) / lsb, so id
 exactly the XNOR popcount. Voltages (kT/C, comparator offset and noise) convert to counts with the
 line's actual LSB voltage, ``lsb * vpu``.
 
-Per-read noise adds as a rounded-once multiply-add (:func:`muladd`).
+Per-read noise adds as a rounded-once multiply-add (:func:`add_noise_`: torch's ``addcmul``, run eagerly).
 
 Residual layers (paper Sec. III, eq. 11) read two time slots: the tau1 MAC is held on a capacitor
 -- static gain mismatch, droop exp(-t/RC) and kT/C noise act on the whole held signal, baseline
-included (:func:`hold`) -- then the tau2 MAC is added and the sum is sensed once. When every effect
+included (:func:`hold_gain`, then kT/C) -- then the tau2 MAC is added and the sum is sensed once. When every effect
 is off the sum is exact. The bitwise scheme has no analog path: each slot's popcount is exact
 digital logic, with the latches' per-read decision noise as one normal per count
 (:func:`popcount`).
