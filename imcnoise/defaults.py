@@ -96,13 +96,11 @@ SENSE_SCHEME = "voltage"
 BIT_MARGIN_V = 25e-3
 # Latch-comparator input-referred offset: sigma 3.44 mV (dynamic latch, 0.18 um, Monte Carlo; Rahman
 # et al., "A High-Speed and Low-Offset Dynamic Latch Comparator", Scientific World Journal 2014,
-# 258068) -- i.e. ~4 LSB of the STT default: a chip needs per-column trim (calibration mode "trim").
-# Default: ideal (0), so that the default chip isolates device effects; the scenarios sweep 0-3.4 mV.
+# 258068), the same order as the default below.
 # Default: the offset of a 55 nm CIM comparator array before calibration, 14.7 mV at 3.3 sigma,
 # i.e. 4.5 mV (1.03 mV at 3.3 sigma = 0.31 mV after its binary-search trim; Microelectronics &
 # Computer 2025, doi:10.19304/J.ISSN1000-7180.2025.0018, abstract): the chip's trim removes it.
 SA_OFFSET_SIGMA_V = 4.5e-3
-SA_OFFSET_UNCALIBRATED_V = 3.44e-3
 # Dynamic (per-decision) comparator noise: default 0; swept (a fraction of a mV is typical of
 # latches sized for mV offsets, assumption).
 SA_NOISE_SIGMA_V = 0.0
@@ -121,8 +119,8 @@ ADC_BIT_TIME_S = 1e-9
 CALIBRATION_MODE = "reference_trim"
 # Reads averaged per calibration measurement (assumption: a power-up calibration of a few us).
 CALIBRATION_READS = 16
-# Reference columns per sub-array, of each kind (all-on, all-off): 4 + 4 extra lines per 256 rows
-# (3 % area; assumption). Their finite-sample error stays in the model.
+# Reference rows per sub-array, of each kind (all-on, all-off): 4 + 4 extra lines per 128 rows
+# (6 % area; assumption). Their finite-sample error stays in the model.
 CALIBRATION_REFERENCE_COLUMNS = 4
 # Per-column trim DAC (foreground offset calibration of each comparator, e.g. Miyahara et al., "A
 # low-noise self-calibrating dynamic comparator for high-speed ADCs", A-SSCC 2008 (unconfirmed)):

@@ -29,7 +29,8 @@ def _parquet(out):
 def test_two_local_workers_give_the_in_process_tables(tmp_path):
     smoke = REPO_ROOT / "scenarios" / "smoke.yaml"
     for name, extra in (("local", []), ("dask", ["--workers", "2"])):
-        r = CliRunner().invoke(app, ["sweep", str(smoke), "--out", str(tmp_path / name), "--no-progress", *extra])
+        r = CliRunner().invoke(app, ["sweep", str(smoke), "--out", str(tmp_path / name), "--no-progress", "--limit", "8",
+                                     *extra])
         assert r.exit_code == 0, r.output
     a, b = _parquet(tmp_path / "local"), _parquet(tmp_path / "dask")
     assert len(a) == 16

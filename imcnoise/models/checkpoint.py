@@ -142,6 +142,9 @@ def load_checkpoint(path: str | Path, *, expect: dict | None = None, device: str
         n = int(np.prod(shape))
         signs = np.unpackbits(bits.numpy())[:n].astype(np.float32) * 2 - 1
         state[f"{name}.weight"] = torch.from_numpy(signs.reshape(shape))
+    for key, value in {**state, **{f"{n}.alpha": a for n, a in alphas.items()}}.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: {key} holds NaN or infinite values (a damaged or diverged checkpoint)")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{path}: state does not match the model config (missing {missing}, unexpected {unexpected})")

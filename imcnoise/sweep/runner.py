@@ -82,7 +82,7 @@ def prepare(sc: Scenario, base_dir: Path, out: str | Path | None = None) -> Prep
     for m, p in ckpts.items():
         try:
             prog = fold_checkpoint(p)
-        except CheckpointError as exc:
+        except (CheckpointError, ValueError) as exc:  # unreadable, or not a model the chip runs
             raise ScenarioError(f"models.{m}: {exc}") from None
         if prog.kind != m:
             raise ScenarioError(f"models.{m}: {p} holds a {prog.kind!r} model, not a {m!r} one")

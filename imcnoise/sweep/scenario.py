@@ -15,6 +15,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .. import yamlio
 from ..data.registry import DATASETS
 from ..imc import AnalogConfig, device_tags
 
@@ -262,7 +263,7 @@ def parse_set(items: list[str]) -> list[tuple[str, Any]]:
             raise ScenarioError(f"--set {item!r}: expected path=value, e.g. chip.device.sigma_r_p=0.05")
         k, v = item.split("=", 1)
         try:
-            out.append((k.strip(), yaml.safe_load(v)))
+            out.append((k.strip(), yamlio.load(v)))
         except yaml.YAMLError as exc:
             raise ScenarioError(f"--set {item!r}: value is not valid YAML ({exc})") from None
     return out
@@ -280,7 +281,7 @@ def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> tu
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read the scenario ({exc.strerror or exc})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yamlio.load(text)
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
@@ -299,7 +300,7 @@ def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> tu
 def read_chip_file(path: Path, where: str) -> dict:
     """The chip section of a chip YAML (a chip section alone, or a scenario with a ``chip:`` section)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yamlio.load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ScenarioError(f"{where}: cannot read the chip file {path} ({type(exc).__name__}: {exc})") from None
     if isinstance(doc, dict) and "chip" in doc:

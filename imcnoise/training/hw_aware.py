@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from .. import yamlio
 from ..imc import AnalogConfig, FastChipBatch, fold_model
 from ..imc.engines import layouts as lay
 from ..imc.engines.base import Pass
@@ -31,24 +32,25 @@ from ..models.vgg import BinaryVGG11
 from ..seeding import derive_seed
 
 
-def load_chip(path: str | Path) -> AnalogConfig:
-    """A chip configuration from YAML: a scenario file (its ``chip:`` section) or the section alone."""
+def load_chip(path: str | Path, where: str = "--hw-aware") -> AnalogConfig:
+    """A chip configuration from YAML: a scenario file (its ``chip:`` section) or the section alone.
+    ``where``: what the user gave it as (an option name), the prefix of every error."""
     from pydantic import ValidationError
 
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+        doc = yamlio.load(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"--hw-aware {path}: cannot read a chip configuration ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{where} {path}: cannot read a chip configuration ({type(exc).__name__}: {exc})") from None
     if isinstance(doc, dict) and "chip" in doc:
         doc = doc["chip"]
     if not isinstance(doc, dict):
-        raise ValueError(f"--hw-aware {path}: expected a YAML mapping (a chip section), found {type(doc).__name__}")
+        raise ValueError(f"{where} {path}: expected a YAML mapping (a chip section), found {type(doc).__name__}")
     try:
         return AnalogConfig.model_validate(doc)
     except ValidationError as exc:
         lines = "; ".join(f"chip.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"--hw-aware {path}: {lines}") from None
+        raise ValueError(f"{where} {path}: {lines}") from None
 
 
 class ChipInTheLoop:

@@ -166,6 +166,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
     kw = {} if cfg.optimizer == "adam" else {"momentum": cfg.momentum, "nesterov": True}
     opt = opt_cls(_param_groups(model, cfg.weight_decay), lr=cfg.lr, **kw)
     steps_per_epoch = len(train_ds) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"--batch-size={cfg.batch_size}: larger than the {len(train_ds)} training images "
+                         f"(no full batch, no training step); allowed 2 .. {len(train_ds)}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
     history: list[dict] = []
     start_epoch, wall = 0, 0.0

@@ -38,6 +38,10 @@ def _np(t: torch.Tensor, dtype=None) -> np.ndarray:
 
 def fold_model(model: BinaryVGG11, meta: dict | None = None) -> ChipProgram:
     cfg = model.config
+    if cfg.kind not in ("bsnn", "bnn"):
+        where = (meta or {}).get("checkpoint", "the model")
+        raise ValueError(f"{where}: a {cfg.kind!r} model has no binary layers to fold onto the XNOR chip "
+                         f"(kind must be 'bsnn' or 'bnn'; a 'float' model is a distillation teacher)")
     theta = float(cfg.threshold)
     layers = []
     for spec, layer, norm in zip(model.plan, model.layers, model.norms):
