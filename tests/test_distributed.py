@@ -51,7 +51,7 @@ def test_adaptive_trials_on_workers_equal_the_sequential_rule(tmp_path, ckpts): 
 
 
 def test_a_killed_worker_does_not_change_the_tables(tmp_path, ckpts):  # noqa: F811
-    over = {"trials": 6, "run.chips_per_pass": 1, "dataset.limit": 96}
+    over = {"trials": 4, "run.chips_per_pass": 1, "dataset.limit": 48}
     ref = write_scenario(tmp_path / "ref.yaml", ckpts, output=str(tmp_path / "ref"), **over)
     assert CliRunner().invoke(app, ["sweep", str(ref), "--no-progress"]).exit_code == 0
     f = write_scenario(tmp_path / "s.yaml", ckpts, output=str(tmp_path / "dask"), **over)
@@ -77,7 +77,7 @@ def test_a_killed_worker_does_not_change_the_tables(tmp_path, ckpts):  # noqa: F
         t.join(600)
         assert not t.is_alive() and "store" in done
         done["store"].close()
-    assert n < 4 * 6 * 2  # killed mid-run
+    assert n < 4 * 4 * 2  # killed mid-run (points x trials x models)
     pd.testing.assert_frame_equal(trials_of(tmp_path / "dask"), trials_of(tmp_path / "ref"))
 
 

@@ -116,3 +116,46 @@ def test_shipped_scenario_fast_equals_aihwkit_for_all_trials(tmp_path):
         frames[engine] = pd.read_parquet(out / "trials.parquet").drop(columns=["wall_s", "finished_at", "engine", "versions"])
     assert len(frames["fast"]) == len(frames["aihwkit"]) > 0
     pd.testing.assert_frame_equal(frames["fast"], frames["aihwkit"])
+
+
+def test_int8_digits_recombine_to_the_weights():
+    """w = 128 hi + lo with lo in [0, 127], by hand: 300 = 128*2 + 44; -1 = 128*(-1) + 127;
+    -300 = 128*(-3) + 84; 16383 = 128*127 + 127; |w| <= 127 stays one digit; |w| >= 2**14 does not fit."""
+    from imcnoise.imc.engines.kernels import split_digits
+
+    hi, lo = split_digits(torch.tensor([300, -1, -300, 16383, 0]))
+    assert hi.tolist() == [2, -1, -3, 127, 0] and lo.tolist() == [44, 127, 84, 127, 0]
+    assert hi.dtype == lo.dtype == torch.int8
+    assert [d.tolist() for d in split_digits(torch.tensor([-127, 127, 5]))] == [[-127, 127, 5]]
+    assert split_digits(torch.tensor([1 << 14])) is None
+
+
+@pytest.mark.parametrize("cfg_name", ["default", "voltage-all-effects"])
+def test_int8_and_fp32_array_macs_give_the_same_counts(monkeypatch, cfg_name):
+    """The fast engine's array MACs on the int8 units (oneDNN int8 convolution, int32 sums, weights
+    as int8 digits of their 2**-12 grid integers) and in fp32: every read's signal identical, on the
+    same chips and inputs; and the int8 path really ran (IMCNOISE_MAC=int8 forces it)."""
+    from imcnoise.imc.engines import kernels
+
+    if not kernels.int8_available():
+        pytest.skip("no oneDNN int8 kernels in this torch build")
+    prog = fold_model(calibrated_model("bnn", negative_gamma=0.3))
+    g = torch.Generator().manual_seed(1)
+    signals = {}
+    for mode in ("fp32", "int8"):
+        monkeypatch.setenv("IMCNOISE_MAC", mode)
+        fb = FastChipBatch(prog, CONFIGS[cfg_name], [3, 4])
+        out, ran = [], 0
+        for layer in prog.xnor_layers:
+            if layer.kind != "conv":
+                continue
+            g.manual_seed(layer.index)
+            bits = (torch.rand(3, 1, layer.in_size, layer.in_size, layer.in_features, generator=g) < 0.3).float()
+            for chips in fb.chip_groups():
+                out.append(fb.read_signals(layer, bits, chips))
+            ran += sum(c.get("int8") is not None for c in fb.kernels[layer.index][0].cache)
+        signals[mode] = out
+        assert (ran > 0) == (mode == "int8")
+    assert len(signals["fp32"]) > 0
+    for a, b in zip(signals["fp32"], signals["int8"]):
+        assert torch.equal(a, b)

@@ -16,8 +16,8 @@ from imcnoise.sweep.scenario import SHIPPED_DIR
 
 PRESETS = ["fmnist-bsnn", "fmnist-bnn", "fmnist-bsnn-hw", "fmnist-bnn-hw", "cifar10jpeg-bsnn", "cifar10jpeg-bnn"]
 # images per check (the whole test sets, 10,000 each: scripts/verify_exactness.py, results/exactness.md)
-FULL = {"fmnist-bsnn": 2000, "fmnist-bnn": 5000, "fmnist-bsnn-hw": 1000, "fmnist-bnn-hw": 5000, "cifar10jpeg-bsnn": 1000,
-        "cifar10jpeg-bnn": 5000}
+FULL = {"fmnist-bsnn": 1000, "fmnist-bnn": 2000, "fmnist-bsnn-hw": 500, "fmnist-bnn-hw": 2000, "cifar10jpeg-bsnn": 500,
+        "cifar10jpeg-bnn": 2000}
 
 
 def _ckpt(name):
@@ -72,7 +72,7 @@ def test_xnor_engine_equals_trained_model_spike_for_spike(name, request):
 def test_ideal_analog_path_equals_integer_engine(name, request):
     p = _ckpt(name)
     _, meta = load_checkpoint(p)
-    data = _data(meta, request, 150)
+    data = _data(meta, request, 100)
     prog = fold_checkpoint(p)
     res = compare_runs(XnorEngine(prog).run, AnalogChip(prog, AnalogConfig.ideal()).run, data, batch_size=50)
     assert res.exact, res.summary()

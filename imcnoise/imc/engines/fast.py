@@ -24,9 +24,10 @@ import torch.nn.functional as F
 
 from ..config import AnalogConfig, ArrayConfig
 from ..physics.devices import program_many, program_seed
-from ..physics.cell import target_conductances
+from ..physics.cell import GRID, target_conductances
 from ..physics.schemes import SensingWeights
 from ..program import ChipProgram, LayerMap, XnorLayer, map_layer
+from . import kernels
 from .analog import AnalogEngine, stack_layers
 
 
@@ -73,6 +74,7 @@ class _LayerKernel:
                 d = F.pad(d, (0, self.per - n))
             self.w = d.transpose(2, 3).contiguous().to(device)  # [K, S, per, rows]
         self.S, self.rows = S, rows
+        self.cache = [{} for _ in range(K)]  # per chip: integer weights and the int8 kernel (kernels.conv_bits)
 
 
 def _gather(x: torch.Tensor, idx: torch.Tensor, tail: int | None) -> torch.Tensor:
@@ -91,10 +93,25 @@ def _conv(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> t
     out = []
     for i, c in enumerate(range(chips.start, chips.stop)):
         xk = _gather(x[:, min(i, kx - 1)], k.idx, k.tail)  # [N, H, W, S*per], channels-last
-        y = F.conv2d(xk.permute(0, 3, 1, 2), k.w[c].reshape(-1, k.per, layer.kernel, layer.kernel), k.const[c],
-                     padding=layer.padding, groups=k.S)
-        out.append(y.permute(0, 2, 3, 1).reshape(n, 1, h * wd, k.S, k.rows))  # channels-last output: a view
+        y = _conv_chip(layer, xk.permute(0, 3, 1, 2), k, c)  # [N, H, W, S*rows]
+        out.append(y.reshape(n, 1, h * wd, k.S, k.rows))  # channels-last output: a view
     return out[0] if len(out) == 1 else torch.cat(out, dim=1)
+
+
+def _conv_chip(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, c: int) -> torch.Tensor:
+    """One chip's grouped convolution of 0/1 inputs ``x`` (``[N, S*per, H, W]``, channels-last) plus
+    the per-line constant, channels-last ``[N, H, W, S*rows]``: fp32, or the int8 units where
+    :func:`.kernels.conv_bits` measures them faster (the weights are integers on the 2**-12 grid,
+    so both are exact and give the same bits; ``IMCNOISE_MAC`` overrides)."""
+    w = k.w[c].reshape(-1, k.per, layer.kernel, layer.kernel)
+    cache = k.cache[c]
+    if "w_int" not in cache:
+        wi = w * GRID
+        ok = x.device.type == "cpu" and kernels.mode() != "fp32" and kernels.int8_available() and torch.equal(wi, wi.round())
+        cache["w_int"] = wi.to(torch.int64) if ok else None
+    if cache["w_int"] is None:
+        return F.conv2d(x, w, k.const[c], padding=layer.padding, groups=k.S).permute(0, 2, 3, 1)
+    return kernels.conv_bits(x, w, cache["w_int"], 1.0 / GRID, k.S, layer.padding, cache) + k.const[c]
 
 
 def _conv_grouped(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> torch.Tensor:
