@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from imcnoise.data import load_dataset  # noqa: E402
-from imcnoise.imc import AnalogConfig, FastChipBatch, evaluate, evaluate_xnor, fold_checkpoint, inference_energy, poisson_rate  # noqa: E402
+from imcnoise.imc import (AnalogConfig, ChipLimitError, FastChipBatch, check_buildable, evaluate, evaluate_xnor,  # noqa: E402
+                          fold_checkpoint, inference_energy, poisson_rate)
 from imcnoise.imc.config import lsb_voltage_v  # noqa: E402
 from imcnoise.runtime import tune_allocator  # noqa: E402
 from imcnoise.training.hw_aware import load_chip  # noqa: E402
@@ -94,7 +95,12 @@ def main() -> int:
     t0 = time.time()
     points = {"default": AnalogConfig()}
     for f in sorted((REPO / "scenarios" / "chips" / "published").glob("*.yaml")):
-        points[f.stem] = load_chip(f)
+        points[f.stem] = load_chip(f, "chip file")
+    for name, cfg in points.items():  # refuse an unbuildable point before any of them runs
+        try:
+            check_buildable(cfg)
+        except ChipLimitError as exc:
+            raise SystemExit(f"error: scenarios/chips/published/{name}.yaml: {exc}") from None
     for name, cfg in points.items():
         rows += run_point(name, cfg, args.chips, data, progs, refs)
     df = pd.DataFrame(rows)
