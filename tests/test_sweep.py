@@ -278,3 +278,26 @@ def test_duplicate_keys_and_deep_nesting_are_refused_naming_the_problem(tmp_path
     r = run_cli(f)
     assert r.exit_code == 2 and "not valid YAML: nested too deeply to read" in r.output, r.output
     assert isinstance(r.exception, SystemExit)
+
+
+def test_a_report_killed_mid_write_leaves_the_previous_files(tmp_path, ckpts, monkeypatch):
+    """Every report file is written to a temporary file and renamed: when writing summary.csv
+    fails half-way (here: after writing part of it), the previous summary.csv is intact and no
+    temporary file is left behind."""
+    from imcnoise.sweep import write_report
+
+    f = write_scenario(tmp_path / "s.yaml", ckpts, trials=1)
+    assert run_cli(f).exit_code == 0
+    out = tmp_path / "out"
+    before = (out / "summary.csv").read_bytes()
+    assert len(before) > 100
+
+    def broken(self, path, *a, **k):
+        Path(path).write_text("point,mo")  # a partial file, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    with pytest.raises(OSError, match="No space left"):
+        write_report(out)
+    assert (out / "summary.csv").read_bytes() == before
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
