@@ -300,4 +300,27 @@ def test_a_report_killed_mid_write_leaves_the_previous_files(tmp_path, ckpts, mo
     with pytest.raises(OSError, match="No space left"):
         write_report(out)
     assert (out / "summary.csv").read_bytes() == before
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in out.iterdir() if ".tmp" in p.name]
+
+
+def test_a_second_sweep_into_a_directory_being_written_is_refused(tmp_path, ckpts):
+    """While one sweep holds OUT (its store open), a second one into OUT gets one clear error naming
+    the holder, not an IntegrityError traceback; nothing of the first is touched, and once it is
+    closed the directory can be written again."""
+    from imcnoise.sweep import load_scenario, prepare
+    from imcnoise.sweep.runner import open_store
+
+    f = write_scenario(tmp_path / "s.yaml", ckpts, trials=1)
+    sc, base = load_scenario(f)
+    prep = prepare(sc, base)
+    from imcnoise.data import load_dataset
+
+    held = open_store(prep, load_dataset("fashion-mnist", "test").subset(sc.dataset.limit))
+    try:
+        r = run_cli(f)
+        assert r.exit_code == 2 and "another sweep (pid " in r.output and "is writing results here" in r.output, r.output
+        assert isinstance(r.exception, SystemExit)
+        assert held.finished() == set()
+    finally:
+        held.close()
+    assert run_cli(f).exit_code == 0

@@ -162,22 +162,27 @@ def run_sweep_distributed(prep: Prepared, client, *, progress: bool = True, log=
             owner[fut.key] = st
             futures.add(fut)
 
-    for st in states:  # every block of fixed points; adaptive points start at min_trials plus `ahead` blocks
-        n = st.rule.planned if not st.rule.adaptive else sc.adaptive.min_trials + ahead * size
-        for _ in range(-(-n // size)):
-            submit(st)
-        if st.done:
-            finish_point(store, st, bar)
-    for fut in futures:
-        st = owner.pop(fut.key)
-        rows = st.finish(fut.result())
-        store.add_trials(rows)
-        bar.update(len(rows) // len(MODELS))
-        if st.done and st.in_flight == 0:
-            finish_point(store, st, bar)
-        elif not st.done:
-            submit(st)
-    bar.close()
+    try:
+        for st in states:  # every block of fixed points; adaptive points start at min_trials plus `ahead` blocks
+            n = st.rule.planned if not st.rule.adaptive else sc.adaptive.min_trials + ahead * size
+            for _ in range(-(-n // size)):
+                submit(st)
+            if st.done:
+                finish_point(store, st, bar)
+        for fut in futures:
+            st = owner.pop(fut.key)
+            rows = st.finish(fut.result())
+            store.add_trials(rows)
+            bar.update(len(rows) // len(MODELS))
+            if st.done and st.in_flight == 0:
+                finish_point(store, st, bar)
+            elif not st.done:
+                submit(st)
+    except BaseException:
+        store.close()  # what is stored stays; the directory's lock is released
+        raise
+    finally:
+        bar.close()
     log(f"{sc.name}: {len(prep.points)} points done in {time.time() - t_start:.1f} s on {len(client.scheduler_info()['workers'])} "
         f"Dask workers -> {prep.out}")
     return store

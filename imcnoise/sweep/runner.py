@@ -209,11 +209,15 @@ def open_store(prep: Prepared, base_data) -> ResultsStore:
     doc = {"scenario": sc.model_dump(mode="json"), "checkpoints": {m: str(p) for m, p in prep.checkpoints.items()},
            "checkpoint_sha256": prep.hashes}
     store = ResultsStore(prep.out, prep.digest, doc)
-    store.add_points([(p.index, p.key, p.params, point_config(point_scenario(sc, p))) for p in prep.points])
-    ref = store.reference()
-    for m in MODELS:
-        if m not in ref:
-            store.set_reference(m, evaluate_xnor(prep.programs[m], base_data, input_seed=sc.input_seed), prep.hashes[m])
+    try:
+        store.add_points([(p.index, p.key, p.params, point_config(point_scenario(sc, p))) for p in prep.points])
+        ref = store.reference()
+        for m in MODELS:
+            if m not in ref:
+                store.set_reference(m, evaluate_xnor(prep.programs[m], base_data, input_seed=sc.input_seed), prep.hashes[m])
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -310,14 +314,19 @@ def run_sweep(prep: Prepared, *, progress: bool = True, log=print) -> ResultsSto
     versions = json.dumps(package_versions(), sort_keys=True)
     K = chips_per_block(prep)
     t_start = time.time()
-    for st in states:
-        psc = point_scenario(sc, st.point)
-        data = point_data(prep, psc, base_data)
-        while block := st.next_block(K):
-            rows = st.finish(trial_rows(prep, st.point, psc, block, data, versions))
-            store.add_trials(rows)
-            bar.update(len(rows) // len(MODELS))
-        finish_point(store, st, bar)
-    bar.close()
+    try:
+        for st in states:
+            psc = point_scenario(sc, st.point)
+            data = point_data(prep, psc, base_data)
+            while block := st.next_block(K):
+                rows = st.finish(trial_rows(prep, st.point, psc, block, data, versions))
+                store.add_trials(rows)
+                bar.update(len(rows) // len(MODELS))
+            finish_point(store, st, bar)
+    except BaseException:
+        store.close()  # what is stored stays; the directory's lock is released
+        raise
+    finally:
+        bar.close()
     log(f"{sc.name}: {len(prep.points)} points done in {time.time() - t_start:.1f} s -> {prep.out}")
     return store

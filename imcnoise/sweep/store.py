@@ -10,11 +10,13 @@ another scenario is refused.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
 
 DB_NAME = "results.sqlite"
+LOCK_NAME = ".sweep.lock"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +39,31 @@ class StoreMismatch(ValueError):
     pass
 
 
+class StoreBusy(StoreMismatch):
+    """Another sweep is writing to the same results directory."""
+
+
+def _lock(directory: Path):
+    """An exclusive lock on ``directory/.sweep.lock`` held while this process writes results there
+    (released when the store closes or the process dies); a second writer is refused at once."""
+    import fcntl
+
+    f = open(directory / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise StoreBusy(f"{directory}: another sweep ({holder}) is writing results here; wait for it to finish, "
+                        "or use another --out directory") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}")
+    f.flush()
+    return f
+
+
 class ResultsStore:
     def __init__(self, directory: str | Path, scenario_hash: str | None = None, scenario_doc: dict | None = None,
                  create: bool = True):
@@ -49,6 +76,16 @@ class ResultsStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(SCHEMA)
+        self._lock = None
+        try:
+            self._check(scenario_hash, scenario_doc)
+            self._lock = _lock(self.dir) if create else None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _check(self, scenario_hash: str | None, scenario_doc: dict | None) -> None:
+        """Record the scenario of a new store; refuse one that holds another scenario's results."""
         if scenario_hash is not None:
             have = self.meta("scenario_hash")
             if have is None:
@@ -110,6 +147,9 @@ class ResultsStore:
 
     def close(self) -> None:
         self.db.close()
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
+            self._lock = None
 
 
 class _Tx:
