@@ -110,7 +110,8 @@ def main():
     exact = max(peaks["fp32"], peaks["int8"])  # exact kernels: int8 (int32 sums) and fp32 on integer grids
     print(f"machine: {machine()}; device {dev}; chip {args.chip}\n"
           + "; ".join(f"{n} torch.{'_int_mm' if n == 'int8' else 'mm'} 2048^3: {v / 1e9:.1f} GMAC/s" for n, v in peaks.items())
-          + f"\nfastest exact kernel: {exact / 1e9:.1f} GMAC/s (bf16 is exact only for sums below 2^8; not counted)\n")
+          + f"\nfastest exact kernel: {exact / 1e9:.1f} GMAC/s (bf16 holds integers only up to 2^8: exact for +-1 weights, "
+            "not for the 2^-12 conductance grid; not counted)\n")
     print("| model | engine | K | seconds | chip-trials x images / s | speed-up | effective GMAC/s | % of fp32 GEMM peak | "
           "% of fastest exact | identical |")
     print("|---|---|---|---|---|---|---|---|---|---|")
