@@ -10,7 +10,7 @@ from imcnoise.cli.main import app
 from imcnoise.imc import AnalogConfig, ChipLimitError, FastChipBatch, check_buildable, fold_model
 from imcnoise.imc.physics.limits import cell_current_a, line_current_a, subarray_power_w
 
-from helpers import calibrated_model
+from helpers import REPO_ROOT, calibrated_model
 from test_sweep import ckpts, run_cli, write_scenario  # noqa: F401  (ckpts: a fixture)
 
 
@@ -76,3 +76,15 @@ def test_a_sweep_point_beyond_a_limit_is_refused_before_anything_is_written(tmp_
     assert r.exit_code == 2, r.output
     assert "sweep point 1 (scheme=current)" in r.output and "chip.limits.cell_current_a" in r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_energy_refuses_a_chip_file_beyond_a_limit(tmp_path):
+    """Current sensing of the default cells at 0.2 V puts V / (R_P + R_access) = 0.2 / 7.5 kOhm =
+    26.7 uA through an on-state device (no partner in series, unlike the merged line): over the
+    20 uA read-disturb limit, so `imcnoise energy --chip` refuses it with the field and the value."""
+    chip = tmp_path / "current.yaml"
+    chip.write_text("sense_amp: {scheme: current}\n")
+    ckpt = REPO_ROOT / "imcnoise" / "checkpoints" / "fmnist-bnn" / "model.pt"
+    r = CliRunner().invoke(app, ["energy", str(ckpt), "--chip", str(chip), "--images", "2"])
+    assert r.exit_code == 2 and "chip.limits.cell_current_a" in r.output and "26.7 uA" in r.output, r.output
+    assert isinstance(r.exception, SystemExit)

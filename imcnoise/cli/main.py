@@ -274,9 +274,10 @@ def energy(
             fail(f"{checkpoint}: a {program.kind!r} model does not run on the chip (bsnn or bnn)")
         cfg = load_chip(chip, "--chip") if chip is not None else AnalogConfig()
         data = load_dataset(program.meta["dataset"], "test", data_dir).subset(images)
+        engine = FastChipBatch(program, cfg, [chip_seed])  # refuses a chip beyond its limits (ChipLimitError)
     except (ValueError, DataError, CheckpointError) as exc:
         fail(str(exc))
-    res = evaluate(FastChipBatch(program, cfg, [chip_seed]), data, activity=True, batch_size=50)[0]
+    res = evaluate(engine, data, activity=True, batch_size=50)[0]
     rep = inference_energy(program, cfg, res.activity, res.spike_rates, poisson_rate(data.images, program.image_size))
     used = [c for c in COMPONENTS if rep.by_component()[c] > 0]
     typer.echo(f"{program.kind.upper()} ({checkpoint}) on {cfg.device.model}, chip instance {chip_seed}, "
