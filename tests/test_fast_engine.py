@@ -103,6 +103,7 @@ def test_auto_k_fits_the_chips_into_a_quarter_of_the_free_gpu_memory(monkeypatch
     assert auto_k(prog, 100, torch.device("cpu")) == 64
 
 
+@pytest.mark.slow
 def test_shipped_scenario_fast_equals_aihwkit_for_all_trials(tmp_path):
     """All points of the default scenario, its first two chips, both models (on its first 16 images)."""
     if not (SHIPPED_DIR / "fmnist-bsnn" / "model.pt").is_file():
