@@ -324,3 +324,14 @@ def test_a_second_sweep_into_a_directory_being_written_is_refused(tmp_path, ckpt
     finally:
         held.close()
     assert run_cli(f).exit_code == 0
+
+
+def test_a_bnn_trained_on_another_data_set_is_refused_naming_it(tmp_path, ckpts):
+    """Both models' data sets are checked, not only the B-SNN's: a BNN whose checkpoint says
+    cifar10-jpeg in a Fashion-MNIST scenario is refused before anything is written."""
+    other = save_checkpoint(tmp_path / "bnn-cifar.pt", calibrated_model("bnn", width=0.125, timesteps=2), training={},
+                            metrics={}, data={"dataset": "cifar10-jpeg"})
+    f = write_scenario(tmp_path / "s.yaml", {"bsnn": ckpts["bsnn"], "bnn": other})
+    r = run_cli(f)
+    assert r.exit_code == 2 and f"models.bnn ({other}) was trained on 'cifar10-jpeg'" in r.output, r.output
+    assert not (tmp_path / "out").exists()

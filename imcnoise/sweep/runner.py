@@ -89,9 +89,10 @@ def prepare(sc: Scenario, base_dir: Path, out: str | Path | None = None) -> Prep
         programs[m], hashes[m] = prog, file_sha256(p)
     if programs["bsnn"].num_classes != programs["bnn"].num_classes:
         raise ScenarioError("models: the B-SNN and BNN checkpoints have different numbers of classes")
-    ds = programs["bsnn"].meta.get("dataset")
-    if ds is not None and ds != sc.dataset.name:
-        raise ScenarioError(f"dataset.name: {sc.dataset.name!r}, but the checkpoints were trained on {ds!r}")
+    for m, prog in programs.items():  # each model's own data set (a BNN of another data set fails later otherwise)
+        ds = prog.meta.get("dataset")
+        if ds is not None and ds != sc.dataset.name:
+            raise ScenarioError(f"dataset.name: {sc.dataset.name!r}, but models.{m} ({ckpts[m]}) was trained on {ds!r}")
     dev = sc.run.device
     if dev == "auto":
         dev = "cuda" if torch.cuda.is_available() else "cpu"
