@@ -184,3 +184,11 @@ def test_a_float_teacher_checkpoint_is_refused_by_every_chip_command(tmp_path):
     r = CliRunner().invoke(app, ["sweep", str(sc), "--no-progress"])
     assert r.exit_code == 2 and "a 'float' model has no binary layers" in r.output, r.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "ex").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "100000000000"])
+def test_out_of_range_threads_are_refused(value):
+    """--threads outside 1 .. 256 (the range of run.threads_per_worker) gets one error; a huge value
+    used to reach torch.set_num_threads and abort the process."""
+    r = CliRunner().invoke(app, ["eval", "imcnoise/checkpoints/fmnist-bnn/model.pt", "--threads", value])
+    assert r.exit_code == 2 and f"--threads={value}: torch CPU threads, allowed 1 .. 256" in r.output, r.output

@@ -39,8 +39,8 @@ def _command_line(ctx: typer.Context) -> str:
 
 def _set_threads(threads: Optional[int]):
     if threads is not None:
-        if threads < 1:
-            fail(f"--threads={threads}: must be >= 1")
+        if not 1 <= threads <= 256:  # the same range as run.threads_per_worker; torch aborts on huge values
+            fail(f"--threads={threads}: torch CPU threads, allowed 1 .. 256")
         import torch
 
         torch.set_num_threads(threads)
