@@ -55,14 +55,27 @@ def test_spike_exact_with_forced_negative_and_zero_gamma(kind, residual):
     assert not broken.exact
 
 
+@pytest.mark.parametrize("backend", ["popcount", "int8"])
 @pytest.mark.parametrize("kind", ["bsnn", "bnn"])
-def test_popcount_backend_equals_gemm_backend(kind):
+def test_every_integer_backend_equals_the_gemm_backend_spike_for_spike(kind, backend):
+    """popcount (XOR + hardware popcount) and int8 (oneDNN int8 convolution / torch._int_mm with
+    int32 sums) compute the same integer dot products as the fp32 gemm: every spike of every
+    layer and every output identical."""
+    from imcnoise.imc.engines.kernels import int8_available
+    from imcnoise.models.vgg import Recording
+
+    if backend == "int8" and not int8_available():
+        pytest.skip("no oneDNN int8 kernels in this torch build")
     prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
     d = fmnist("test", 32)
     idx = torch.arange(32)
-    a = XnorEngine(prog, "gemm").run(d.images, idx)
-    b = XnorEngine(prog, "popcount").run(d.images, idx)
+    ra, rb = Recording(keep=True), Recording(keep=True)
+    a = XnorEngine(prog, "gemm").run(d.images, idx, 0, ra)
+    b = XnorEngine(prog, backend).run(d.images, idx, 0, rb)
     assert torch.equal(a, b)
+    assert ra.spikes.keys() == rb.spikes.keys() and len(ra.spikes) == len(prog.xnor_layers) + 1
+    for k in ra.spikes:
+        assert torch.equal(ra.spikes[k], rb.spikes[k]), k
 
 
 def test_mismatches_are_classified_as_ties_or_not():

@@ -100,14 +100,17 @@ def _conv(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> t
 
 def _conv_chip(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, c: int) -> torch.Tensor:
     """One chip's grouped convolution of 0/1 inputs ``x`` (``[N, S*per, H, W]``, channels-last) plus
-    the per-line constant, channels-last ``[N, H, W, S*rows]``: fp32, or the int8 units where
-    :func:`.kernels.conv_bits` measures them faster (the weights are integers on the 2**-12 grid,
-    so both are exact and give the same bits; ``IMCNOISE_MAC`` overrides)."""
+    the per-line constant, channels-last ``[N, H, W, S*rows]``: fp32, or with ``IMCNOISE_MAC=int8``
+    on the int8 units (:func:`.kernels.conv_bits`; the weights are integers on the 2**-12 grid, so
+    both are exact and give the same bits). ``auto`` keeps fp32 here: measured on a 2-core Xeon with
+    AMX (benchmarks/mc_throughput.py, 4 chips x 200 images, 1 thread), the int8 path took 33.2 s
+    against 23.6 s for the B-SNN -- every chip's weights are packed anew, and the int8 kernels of
+    7-channel groups plus the digit recombination save less than that costs."""
     w = k.w[c].reshape(-1, k.per, layer.kernel, layer.kernel)
     cache = k.cache[c]
     if "w_int" not in cache:
         wi = w * GRID
-        ok = x.device.type == "cpu" and kernels.mode() != "fp32" and kernels.int8_available() and torch.equal(wi, wi.round())
+        ok = x.device.type == "cpu" and kernels.mode() == "int8" and kernels.int8_available() and torch.equal(wi, wi.round())
         cache["w_int"] = wi.to(torch.int64) if ok else None
     if cache["w_int"] is None:
         return F.conv2d(x, w, k.const[c], padding=layer.padding, groups=k.S).permute(0, 2, 3, 1)

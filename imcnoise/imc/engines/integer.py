@@ -50,10 +50,10 @@ class XnorEngine(Engine):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         super().__init__(program, device)
-        from .kernels import int8_available
+        from .kernels import int8_available, mode
 
         if backend == "auto":
-            backend = "int8" if int8_available() and self.device.type == "cpu" else "gemm"
+            backend = "int8" if int8_available() and self.device.type == "cpu" and mode() != "fp32" else "gemm"
         if backend == "int8" and not int8_available():
             raise ValueError("backend 'int8' needs oneDNN's int8 kernels (torch.ops.onednn), not available here")
         self.backend = backend

@@ -11,22 +11,20 @@ ways to compute it give the same bits:
   oneDNN's quantised convolution (``onednn::qconv2d_pointwise`` with scales 1, output fp32) or
   ``torch._int_mm``, digits recombined in fp32 (exact: |sum| < 2**24).
 
-Which is faster depends on the machine (AMX / VNNI int8 units) and the shape (oneDNN's grouped
-int8 convolutions are slow for few channels per group): :func:`choose` times both once per shape
-(a micro-benchmark of a few ms, cached for the process) and picks the faster; ``IMCNOISE_MAC``
-(``auto`` | ``fp32`` | ``int8``) overrides. Machines without oneDNN's int8 ops use fp32.
+Which is faster depends on the machine (AMX / VNNI int8 units) and the shape: measured on a 2-core
+Xeon with AMX (benchmarks/mc_throughput.py, same run), the integer engine's full-width binary layers
+run faster in int8 (``XnorEngine(backend="auto")`` takes it), while the fast engine's per-chip
+7-channel grouped convolutions run slower (each chip's weights packed anew, digits recombined), so
+that engine stays on fp32 unless ``IMCNOISE_MAC=int8`` (``auto`` | ``fp32`` | ``int8``) asks for
+it. Machines without oneDNN's int8 ops use fp32.
 """
 
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 import torch.nn.functional as F
-
-_CHOICE: dict[tuple, str] = {}
-
 
 def mode() -> str:
     m = os.environ.get("IMCNOISE_MAC", "auto").lower()
@@ -88,33 +86,12 @@ class Int8Conv:
         return (y[..., 0, :] * 128.0 + y[..., 1, :]).reshape(n, h, w_, self.out)  # exact: integers < 2**24
 
 
-def _timed(f, repeat: int = 3) -> float:
-    f()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def choose(key: tuple, fp32, int8) -> str:
-    """``fp32`` or ``int8`` for a kernel shape ``key``: the override, or the faster of the two
-    callables (timed once per process and shape)."""
-    m = mode()
-    if m != "auto" or int8 is None:
-        return "fp32" if int8 is None else m
-    if key not in _CHOICE:
-        _CHOICE[key] = "int8" if _timed(int8) < _timed(fp32) else "fp32"
-    return _CHOICE[key]
-
-
 def conv_bits(x: torch.Tensor, w_fp32: torch.Tensor, w_int: torch.Tensor, scale: float, groups: int, padding: int,
               cache: dict) -> torch.Tensor:
     """Exact ``conv2d(x, w_fp32)`` of 0/1 inputs ``x`` ([N, C, H, W], channels-last) as
     ``[N, H, W, out]`` (channels-last), where ``w_fp32 = w_int * scale`` (``scale`` a power of two):
-    fp32, or int8 where :func:`choose` finds it faster. ``cache`` holds the packed int8 kernel."""
-    key = ("conv", tuple(x.shape), tuple(w_fp32.shape), groups)
+    int8 where oneDNN's int8 kernels exist and ``IMCNOISE_MAC`` is not ``fp32``, else fp32.
+    ``cache`` holds the packed int8 kernel."""
     if "int8" not in cache:
         cache["int8"] = None
         if int8_available() and x.device.type == "cpu" and mode() != "fp32":
@@ -123,11 +100,6 @@ def conv_bits(x: torch.Tensor, w_fp32: torch.Tensor, w_int: torch.Tensor, scale:
             except (ValueError, RuntimeError):
                 cache["int8"] = None
     k8 = cache["int8"]
-    fp = lambda: F.conv2d(x, w_fp32, None, padding=padding, groups=groups).permute(0, 2, 3, 1)
     if k8 is None:
-        return fp()
-    xu = lambda: x.to(torch.uint8)
-    which = choose(key, fp, lambda: k8(xu()))
-    if which == "fp32":
-        return fp()
-    return k8(xu()).mul_(scale)  # scale is a power of two: exact
+        return F.conv2d(x, w_fp32, None, padding=padding, groups=groups).permute(0, 2, 3, 1)
+    return k8(x.to(torch.uint8)).mul_(scale)  # scale is a power of two: exact
