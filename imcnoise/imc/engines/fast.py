@@ -109,9 +109,10 @@ def _conv_chip(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, c: int) -> to
     w = k.w[c].reshape(-1, k.per, layer.kernel, layer.kernel)
     cache = k.cache[c]
     if "w_int" not in cache:
-        wi = w * GRID
-        ok = x.device.type == "cpu" and kernels.mode() == "int8" and kernels.int8_available() and torch.equal(wi, wi.round())
-        cache["w_int"] = wi.to(torch.int64) if ok else None
+        cache["w_int"] = None
+        if x.device.type == "cpu" and kernels.mode() == "int8" and kernels.int8_available():
+            wi = w * GRID
+            cache["w_int"] = wi.to(torch.int64) if torch.equal(wi, wi.round()) else None
     if cache["w_int"] is None:
         return F.conv2d(x, w, k.const[c], padding=layer.padding, groups=k.S).permute(0, 2, 3, 1)
     return kernels.conv_bits(x, w, cache["w_int"], 1.0 / GRID, k.S, layer.padding, cache) + k.const[c]
