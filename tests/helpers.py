@@ -82,3 +82,12 @@ def quiet_chip(device=None, **sections):
     sections = dict(sections)
     sections["limits"] = {**NO_LIMITS, **sections.get("limits", {})}
     return AnalogConfig.ideal(device, **sections)
+
+
+def assert_clean_error(result, code: int = 2) -> None:
+    """A CLI call (typer's ``CliRunner``) that ended in one clear error: the exit code ``code`` and
+    no exception other than the ``SystemExit`` of that exit. (``CliRunner`` catches exceptions, so a
+    crash never shows a traceback in ``result.output``: only ``result.exception`` tells.)"""
+    exc = result.exception
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert exc is None or isinstance(exc, SystemExit), f"crashed with {type(exc).__name__}: {exc}\n{result.output}"

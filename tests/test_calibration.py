@@ -245,3 +245,40 @@ def test_shipped_scenarios_validate():
     for path in sorted((REPO_ROOT / "scenarios").glob("*.yaml")) + sorted((REPO_ROOT / "scenarios" / "legacy").glob("*.yaml")):
         sc, _ = load_scenario(path)
         assert sc.name == path.stem
+
+
+@pytest.mark.parametrize("shift,gain", [(2.0, 0.0), (-3.0, 0.0), (0.0, 0.25)])
+def test_common_mode_calibration_residue_shifts_and_scales_every_count(shift, gain):
+    """``calibration.baseline_shift_lsb`` (s) and ``gain_shift`` (g) on an ideal chip whose rows are
+    sensed whole (one sensing of n = 72 cells, full-resolution ADC, clipping on). By hand: a line's
+    count is its match count c (the integer engine's); a baseline error of s LSB adds s to it, clipped
+    to the ADC's range [0, n]: min(max(c + s, 0), n); a relative LSB error g divides the analog count by
+    1 + g before the ADC rounds it: for g = 0.25, 0.8 c, never a tie for integer c (0.8 c = k + 1/2
+    needs c = 1.25 k + 0.625), so floor(0.8 c + 1/2)."""
+    prog = fold_model(calibrated_model("bnn", residual="none"))
+    cfg = quiet_chip(calibration={"mode": "nominal", "baseline_shift_lsb": shift, "gain_shift": gain},
+                     array={"cells_per_sensing": None})
+    chip = AnalogChip(prog, cfg, chip_seed=1)
+    layer = prog.xnor_layers[0]
+    assert layer.cols == 72 and chip.maps[layer.index].n_sensings == 1
+    seen = {}
+    orig = chip.mac
+
+    def hook(l, slots, p):
+        out = orig(l, slots, p)
+        if l.index == layer.index:
+            seen["x"], seen["dot"] = slots[0], out[:, 0]
+        return out
+
+    chip.mac = hook
+    chip.run(fmnist("test", 4).images, torch.arange(4))
+    from imcnoise.imc.engines import layouts as lay
+
+    exact = lay.dots_from_nchw(chip.ideal_dot(layer, lay.nchw(seen["x"][:, 0])))[:, 0].double()
+    got = seen["dot"].double()
+    if gain == 0:
+        want = (exact + shift).clamp(0, 72)
+    else:
+        want = torch.floor(exact / (1 + gain) + 0.5)
+    assert torch.equal(got, want)
+    assert not torch.equal(got, exact)  # the residue changed the counts

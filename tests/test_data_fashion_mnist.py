@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from imcnoise.cli.main import app
 from imcnoise.data import DATASETS, fashion_mnist, load_dataset, registry
 from imcnoise.data.transforms import NORMALIZATION
+from helpers import assert_clean_error
 
 DEBIAN_FMNIST = fashion_mnist.SYSTEM_DIRS[0]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -158,7 +159,7 @@ def test_cli_data_info_empty_data_dir_for_cifar10_jpeg(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert "error:" in res.output
     assert "cifar10-jpeg not found" in res.output and str(empty) in res.output
-    assert "Traceback" not in res.output
+    assert_clean_error(res)
 
 
 def test_cli_data_info_unknown_name():

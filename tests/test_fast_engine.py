@@ -160,3 +160,26 @@ def test_int8_and_fp32_array_macs_give_the_same_counts(monkeypatch, cfg_name):
     assert len(signals["fp32"]) > 0
     for a, b in zip(signals["fp32"], signals["int8"]):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["bsnn", "bnn"])
+def test_sensing_in_chunks_of_samples_changes_no_bit(kind, monkeypatch):
+    """The sense path runs over chunks of a layer's samples (engines/analog.py, READS_PER_CHUNK):
+    with chunks of a few hundred reads (many chunks per layer, a ragged last one) and without any,
+    every chip's predictions, firing rates, sensed-count errors and array activity are identical --
+    so the noise of a read is keyed by the read, not by the chunk it was sensed in."""
+    from imcnoise.imc.engines import analog
+
+    cfg = CONFIGS["voltage-all-effects"]
+    prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
+    d = fmnist("test", 10)
+    runs = {}
+    for chunk in ("0", "700"):
+        monkeypatch.setenv("IMCNOISE_READS_CHUNK", chunk)
+        per_layer = max(analog.samples_per_chunk(l.positions * 2 * l.rows) for l in prog.xnor_layers)
+        assert (chunk == "0") == (per_layer > 10 * prog.timesteps)  # "700": every layer is cut into chunks
+        runs[chunk] = evaluate(FastChipBatch(prog, cfg, [5, 6]), d, keep_predictions=True, error_stats=True, activity=True)
+    for a, b in zip(runs["0"], runs["700"]):
+        assert torch.equal(a.predictions, b.predictions) and a.spike_rates == b.spike_rates
+        assert a.errors == b.errors and a.activity == b.activity
+    assert not torch.equal(runs["0"][0].predictions, runs["0"][1].predictions) or runs["0"][0].errors != runs["0"][1].errors

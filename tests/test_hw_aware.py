@@ -52,7 +52,18 @@ def test_a_step_on_an_ideal_chip_is_the_standard_step(kind):
 @pytest.mark.parametrize("kind", ["bsnn", "bnn"])
 def test_the_training_errors_are_the_chips_errors(kind):
     """What a layer adds in training is exactly the chip engine's sensed count minus the exact
-    count, in the fold's units (p * e for spikes, 2 p * e for +-1 activations)."""
+    count, in the units of the layer's float sum s = sum_j w_j x_j (w_j = +-1).
+
+    By hand, for one row of n cells with weight bits b_j (w_j = 2 b_j - 1) and a count
+    c = #{j: b_j == x_j} of matches:
+    * spikes x_j in {0, 1}: c = #{x=1, b=1} + #{x=0, b=0} = #{x=1, b=1} + #{b=0} - #{x=1, b=0}, so
+      s = #{x=1, b=1} - #{x=1, b=0} = c - #{b=0}: a count error e is an error e in s (factor 1);
+    * +-1 activations (bit x'_j = (x_j + 1) / 2): s = #matches - #mismatches = 2 c - n: factor 2;
+    * a channel whose batch-norm scale is negative is folded with its bits flipped (b -> 1 - b,
+      ``flipped``), which turns c into n - c for the same s up to a constant: the error changes sign
+      (p = -1 for flipped channels, +1 otherwise).
+    A wrong factor (1 for the BNN), a lost sign, or errors from another chip than the engine's
+    fail the equality below; the last assertion makes sure the chip errs at all."""
     model = calibrated_model(kind, negative_gamma=0.3, residual="paper")
     chip = AnalogConfig(device=SttMramDevice(sigma_r_p=0.05, sigma_r_ap=0.05), sense_amp={"offset_sigma_v": 1e-3})
     d = fmnist("train", 8)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from scipy import stats
 from typer.testing import CliRunner
@@ -22,7 +23,7 @@ from imcnoise.models.checkpoint import save_checkpoint
 from imcnoise.sweep import load_results
 from imcnoise.sweep.runner import ci_halfwidth
 
-from helpers import calibrated_model
+from helpers import calibrated_model, assert_clean_error
 
 VOLATILE = ["wall_s", "finished_at", "versions"]
 
@@ -91,7 +92,8 @@ def test_bad_scenario_gives_clear_error_and_writes_nothing(tmp_path, ckpts, over
     f = write_scenario(tmp_path / "s.yaml", ckpts, **over)
     r = run_cli(f)
     assert r.exit_code == 2, r.output
-    assert "error:" in r.output and "Traceback" not in r.output
+    assert "error:" in r.output
+    assert_clean_error(r)
     assert str(f) in r.output or "models:" in r.output  # the file, or the models section, is named
     import re
 
@@ -335,3 +337,29 @@ def test_a_bnn_trained_on_another_data_set_is_refused_naming_it(tmp_path, ckpts)
     r = run_cli(f)
     assert r.exit_code == 2 and f"models.bnn ({other}) was trained on 'cifar10-jpeg'" in r.output, r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_inference_timesteps_runs_the_bsnn_for_that_many_steps(tmp_path, ckpts):
+    """``inference.timesteps: 4`` on a B-SNN trained at T = 2: on the noise-free chip every trial and
+    the reference row equal the integer XNOR engine run for 4 steps (computed here from the folded
+    checkpoint), and differ from 2 steps; the BNN (one pass) is unchanged."""
+    import dataclasses
+
+    from imcnoise.data import load_dataset
+    from imcnoise.imc import evaluate_xnor, fold_checkpoint
+
+    f = write_scenario(tmp_path / "t.yaml", ckpts, **{"inference.timesteps": 4, "trials": 2,
+                                                      "sweep.axes": [{"paths": ["chip.device.sigma_r_p", "chip.device.sigma_r_ap"], "values": [0.0]}],
+                                                      "chip.sense_amp.offset_sigma_lsb": 0.0})
+    r = run_cli(f)
+    assert r.exit_code == 0, r.output
+    a = pd.read_parquet(tmp_path / "out" / "trials.parquet")
+    data = load_dataset("fashion-mnist", "test").subset(24)
+    prog = fold_checkpoint(ckpts["bsnn"])
+    t4 = evaluate_xnor(dataclasses.replace(prog, timesteps=4), data, keep_predictions=True)
+    t2 = evaluate_xnor(prog, data, keep_predictions=True)
+    assert not torch.equal(t4.predictions, t2.predictions) or t4.spike_rates != t2.spike_rates
+    assert (a[a.model == "bsnn"].correct == t4.correct).all()
+    assert (a[a.model == "bnn"].correct == evaluate_xnor(fold_checkpoint(ckpts["bnn"]), data).correct).all()
+    ref = load_results(tmp_path / "out")["reference"].set_index("model")
+    assert ref.loc["bsnn", "accuracy"] == t4.accuracy

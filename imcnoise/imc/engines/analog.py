@@ -11,6 +11,7 @@ one thing an analog engine supplies) passed through the one sense path
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,21 @@ from .base import Engine, Pass
 # Energy accumulators of merged-line voltage sensing count the signal in steps of 1/8 G_on (their
 # squares summed over a run stay exact in int64; 1/8 unit per read is far below the energy's precision).
 _COARSE = 8.0
+
+
+# Reads (elements of the reads tensor, [N, K, L, S, rows]) sensed per chunk of samples: the sense
+# path makes ~10 passes over them, so they should stay in the last-level cache. Measured with
+# benchmarks/mc_throughput.py --reads-chunk on a 2-core AMD EPYC (2 MiB L2, 32 MiB L3; see
+# results/benchmarks.md). IMCNOISE_READS_CHUNK overrides it (0: no chunking).
+READS_PER_CHUNK = 1 << 22
+
+
+def samples_per_chunk(reads_per_sample: int) -> int:
+    """Samples whose reads make one chunk of about :data:`READS_PER_CHUNK` elements (at least one)."""
+    budget = int(os.environ.get("IMCNOISE_READS_CHUNK", READS_PER_CHUNK))
+    if budget <= 0:
+        return 1 << 62
+    return max(1, budget // max(1, reads_per_sample))
 
 
 @dataclass
@@ -223,6 +239,18 @@ class AnalogEngine(Engine):
         return {"total": v(w.total.float().view(-1, m.n_sensings, layer.rows)), "square_total": v(w.square_total)}
 
     def mac(self, layer: XnorLayer, slots: list[torch.Tensor], p: Pass) -> torch.Tensor:
+        """Counts ``[N, Kc, L, rows]`` of a layer's reads, sensed in chunks of samples whose reads
+        fit in the cache (:func:`samples_per_chunk`): every read's signal is exact and its noise is
+        keyed by its own counter, and each sample's counts depend on that sample alone, so the
+        chunking changes no bit -- only how often the reads tensor goes through main memory."""
+        N = slots[0].shape[0]
+        m = self.maps[layer.index]
+        n = samples_per_chunk((p.chips.stop - p.chips.start) * layer.positions * m.n_sensings * layer.rows)
+        if n >= N:
+            return self._mac(layer, slots, p, None)
+        return torch.cat([self._mac(layer, [s[a:a + n] for s in slots], p, (a, min(a + n, N))) for a in range(0, N, n)])
+
+    def _mac(self, layer: XnorLayer, slots: list[torch.Tensor], p: Pass, samples: tuple[int, int] | None) -> torch.Tensor:
         noisy = self.state[layer.index].weights.sq_a is not None
         signals = [self.read_signals(layer, s, p.chips) for s in slots]
         if self.activity is not None:
@@ -231,7 +259,7 @@ class AnalogEngine(Engine):
         rs = self._read_static(layer, p.chips) if noisy else None
         reads = [SlotRead(sig, None if sq is None else self.scheme.read_std(sig, sq, rs)) for sig, sq in zip(signals, squares)]
         m = self.maps[layer.index]
-        noise = ReadNoise(self.chip_seeds[p.chips], layer.index, p.index, p.T, 0, m.n_sensings)
+        noise = ReadNoise(self.chip_seeds[p.chips], layer.index, p.index, p.T, 0, m.n_sensings, samples)
         return sense(reads, self.sense_static(layer, p.chips), self.config, noise)  # the sensings of a row added digitally
 
     # ------------------------------------------------------------------ activity for the energy model

@@ -138,7 +138,8 @@ class ReadNoise:
     (:mod:`imcnoise.imc.engines.layouts`); the value of a read depends only on (chip seed, purpose,
     layer, slot, image index, t, position, tile, row): the read's counter is
     ((index * T + t) * L + position) * tiles + tile) * rows + row, whether the tiles of a layer
-    are sensed together or one by one.
+    are sensed together or one by one, and whether the samples are sensed together or in chunks
+    (``samples``: the reads of samples ``a .. b-1`` of the ``T*B``, sample n = t * B + b).
     """
 
     chip_seeds: list[int]
@@ -147,6 +148,7 @@ class ReadNoise:
     T: int
     tile: int = 0
     tiles: int = 1
+    samples: tuple[int, int] | None = None  # only samples [a, b) of the T*B (a chunk of the layer's reads)
 
     def stream(self, purpose: str, slot: int, shape: tuple, device=None):
         """The counters of one normal per read in the reads layout ``shape`` = ``[N, K, L, S, rows]``
@@ -165,6 +167,8 @@ class ReadNoise:
         idx = self.index.to(device=dev, dtype=torch.int64)
         t = torch.arange(self.T, dtype=torch.int64, device=dev)
         first = ((idx.view(1, -1) * self.T + t.view(-1, 1)) * (L * S * rows)).reshape(-1)  # [T*B]: each sample's first read
+        if self.samples is not None:
+            first = first[self.samples[0]:self.samples[1]]
         l = torch.arange(L, dtype=torch.int64, device=dev).view(-1, 1, 1)
         r = torch.arange(rows, dtype=torch.int64, device=dev).view(1, 1, -1)
         positions = (l * S + tile_idx.to(dev)) * rows + r  # [L, S or 1, rows]
