@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from imcnoise.cli.main import app
 from imcnoise.models.checkpoint import save_checkpoint
 from imcnoise.sweep import load_results
-from imcnoise.sweep.runner import ci_halfwidth
+from imcnoise.sweep.stats import t_halfwidth as ci_halfwidth
 
 from helpers import calibrated_model, assert_clean_error
 
@@ -363,3 +363,42 @@ def test_inference_timesteps_runs_the_bsnn_for_that_many_steps(tmp_path, ckpts):
     assert (a[a.model == "bnn"].correct == evaluate_xnor(fold_checkpoint(ckpts["bnn"]), data).correct).all()
     ref = load_results(tmp_path / "out")["reference"].set_index("model")
     assert ref.loc["bsnn", "accuracy"] == t4.accuracy
+
+
+def test_confidence_intervals_stay_within_what_a_mean_can_be():
+    """Known answers, by hand. Two chips at 50 % and 100 %: mean 0.75, s = 0.35355, t_{0.975,1} =
+    12.7062, h = 12.7062 * 0.35355 / sqrt(2) = 3.1766 -- the t interval [-2.43, 3.93] is cut to [0, 1].
+    Four chips at 0.88, 0.89, 0.90, 0.91: mean 0.895, s = 0.012910, t_{0.975,3} = 3.1824,
+    h = 0.020543: [0.874457, 0.915543], inside the range, unchanged. A paired difference of -0.9 and
+    +0.9 (mean 0, h = 12.7062 * 1.27279 / 1.41421 = 11.4356) is cut to [-1, 1]."""
+    from imcnoise.sweep.stats import ACCURACY_RANGE, DIFFERENCE_RANGE, mean_ci
+
+    m, s, lo, hi = mean_ci([0.5, 1.0], ACCURACY_RANGE)
+    assert (m, lo, hi) == (0.75, 0.0, 1.0) and s == pytest.approx(0.353553, abs=1e-6)
+    m, s, lo, hi = mean_ci([0.88, 0.89, 0.90, 0.91], ACCURACY_RANGE)
+    assert lo == pytest.approx(0.874457, abs=2e-6) and hi == pytest.approx(0.915543, abs=2e-6)
+    assert mean_ci([-0.9, 0.9], DIFFERENCE_RANGE)[2:] == (-1.0, 1.0)
+    assert ci_halfwidth([-0.9, 0.9]) == pytest.approx(11.4356, abs=1e-4)  # the stop rule sees the whole width
+    assert all(math.isnan(x) for x in mean_ci([0.7], ACCURACY_RANGE)[1:])
+
+
+def test_shipped_results_are_read_and_reported_without_their_store(tmp_path, ckpts):
+    """Only trials.parquet, the summaries and plots are shipped (the store is not): load_results and
+    `imcnoise report` on a directory holding just trials.parquet give the same tables, noise-free
+    reference and stop reasons as from the store."""
+    f = write_scenario(tmp_path / "s.yaml", ckpts)
+    assert run_cli(f).exit_code == 0
+    full = load_results(tmp_path / "out")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "trials.parquet").write_bytes((tmp_path / "out" / "trials.parquet").read_bytes())
+    r = CliRunner().invoke(app, ["report", str(shipped)])
+    assert r.exit_code == 0, r.output
+    assert (shipped / "summary.md").read_text() == (tmp_path / "out" / "summary.md").read_text()
+    part = load_results(shipped)
+    for k in ("per_model", "paired", "reference"):
+        pd.testing.assert_frame_equal(part[k], full[k])
+    assert part["scenario"] == full["scenario"] and list(part["stops"].reason) == list(full["stops"].reason)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_clean_error(CliRunner().invoke(app, ["report", str(empty)]))

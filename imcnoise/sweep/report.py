@@ -1,7 +1,7 @@
 """Tables, statistics and plots of a sweep's results store.
 
 * ``trials.parquet``: tidy, one row per (point, model, trial) with every parameter value;
-* ``summary.csv`` / ``summary.md``: per point and model mean, std, 95 % CI (Student t), n; per
+* ``summary.csv`` / ``summary.md``: per point and model mean, std, 95 % CI (:mod:`.stats`), n; per
   point the paired B-SNN - BNN difference with its 95 % CI, a paired t-test and a Wilcoxon
   signed-rank test (scipy.stats), and why the point stopped adding trials;
 * ``accuracy_vs_<axis>.png``: both models with 95 % CI bands and their noise-free accuracy.
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .points import CASE, flatten
+from .stats import ACCURACY_RANGE, DESCRIPTION, DIFFERENCE_RANGE, mean_ci
 from .store import ResultsStore
 
 MODEL_LABEL = {"bsnn": "B-SNN", "bnn": "BNN"}
@@ -41,7 +42,6 @@ def trials_frame(store: ResultsStore) -> pd.DataFrame:
                      pd.DataFrame(configs).add_prefix("param.").reset_index(drop=True),
                      pd.DataFrame([{f"rate.L{k}": v for k, v in r.items()} for r in rates]).reset_index(drop=True),
                      pd.DataFrame([{f"energy_nj.{k}": v for k, v in e.items()} for e in energy]).reset_index(drop=True)], axis=1)
-    out.attrs["axes"] = list(params[0].keys()) if params else []
     return out
 
 
@@ -59,19 +59,6 @@ def _axes(store: ResultsStore) -> list[str]:
     return list(json.loads(row[0]).keys()) if row else []
 
 
-def _ci(values: np.ndarray) -> tuple[float, float, float, float]:
-    from scipy import stats
-
-    n = len(values)
-    mean = float(np.mean(values)) if n else math.nan
-    sd = float(np.std(values, ddof=1)) if n > 1 else math.nan
-    if n > 1:
-        h = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
-    else:
-        h = math.nan
-    return mean, sd, mean - h, mean + h
-
-
 def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per point x model statistics, per point paired B-SNN - BNN statistics)."""
     from scipy import stats
@@ -81,7 +68,7 @@ def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None 
         base = {"point": pt, **{a: g[f"param.{a}"].iloc[0] for a in axes}}
         for m in ("bsnn", "bnn"):
             v = g.loc[g.model == m, "accuracy"].to_numpy()
-            mean, sd, lo, hi = _ci(v)
+            mean, sd, lo, hi = mean_ci(v, ACCURACY_RANGE)
             row = {**base, "model": m, "mean": mean, "std": sd, "ci95_low": lo, "ci95_high": hi, "n": len(v)}
             for col in ("energy_nj", "latency_us"):
                 if col in g and g.loc[g.model == m, col].notna().any():
@@ -93,7 +80,7 @@ def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None 
             per_model.append(row)
         piv = g.pivot(index="trial", columns="model", values="accuracy").dropna()
         d = (piv["bsnn"] - piv["bnn"]).to_numpy() if {"bsnn", "bnn"} <= set(piv.columns) else np.array([])
-        mean, sd, lo, hi = _ci(d)
+        mean, sd, lo, hi = mean_ci(d, DIFFERENCE_RANGE)
         t_p = w_p = math.nan
         if len(d) > 1 and np.any(d != d[0]):
             t_p = float(stats.ttest_rel(piv["bsnn"], piv["bnn"]).pvalue)
@@ -107,9 +94,21 @@ def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None 
     return pd.DataFrame(per_model), pd.DataFrame(paired)
 
 
+TRIALS_FILE = "trials.parquet"
+
+
 def load_results(directory: str | Path) -> dict[str, pd.DataFrame]:
-    """DataFrames of a sweep directory: trials, per_model, paired, reference."""
-    store = ResultsStore(directory, create=False)
+    """DataFrames of a sweep directory: trials, per_model, paired, reference (and axes, scenario).
+
+    Read from the results store (``results.sqlite``, what a sweep writes) where there is one, else
+    from the shipped ``trials.parquet``: it carries the store's axes, scenario, noise-free reference
+    accuracies and stop reasons in its metadata (pandas ``attrs``; written by :func:`write_report`),
+    so shipped results are read and re-reported without their store. (Files written before
+    2026-12-02 carry only the axes: their reference and stops read as empty.)"""
+    d = Path(directory)
+    if not (d / "results.sqlite").is_file() and (d / TRIALS_FILE).is_file():
+        return _from_trials_file(d / TRIALS_FILE)
+    store = ResultsStore(d, create=False)
     try:
         trials = trials_frame(store)
         axes = _axes(store)
@@ -119,13 +118,33 @@ def load_results(directory: str | Path) -> dict[str, pd.DataFrame]:
             # (or a tighter stop) left in the store are kept there, not reported
             kept = trials.point.map(stops["trials"]).fillna(float("inf"))
             trials = trials[trials.trial < kept].reset_index(drop=True)
-        per_model, paired = summarize(trials, axes, stops) if not trials.empty else (pd.DataFrame(), pd.DataFrame())
         reference = pd.read_sql_query("SELECT model, accuracy, n_images, checkpoint_sha256 FROM reference", store.db)
         scenario = json.loads(store.meta("scenario") or "{}")
     finally:
         store.close()
+    return _results(trials, axes, stops, reference, scenario)
+
+
+def _results(trials, axes, stops, reference, scenario) -> dict:
+    per_model, paired = summarize(trials, axes, stops) if not trials.empty else (pd.DataFrame(), pd.DataFrame())
+    trials.attrs = {"axes": axes, "scenario": scenario, "reference": reference.to_dict("records"),
+                    "stops": stops.reset_index().to_dict("records")}
     return {"trials": trials, "per_model": per_model, "paired": paired, "reference": reference, "axes": axes,
-            "scenario": scenario}
+            "scenario": scenario, "stops": stops}
+
+
+def _from_trials_file(path: Path) -> dict:
+    try:
+        trials = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own error types for damaged files
+        raise FileNotFoundError(f"{path}: not a readable trials table ({type(exc).__name__}: {exc})") from None
+    a = dict(trials.attrs)
+    if "axes" not in a:
+        raise FileNotFoundError(f"{path}: a trials table without its sweep metadata (axes); re-run the sweep to rebuild it")
+    stops = pd.DataFrame(a.get("stops") or [], columns=None)
+    stops = stops.set_index("point") if "point" in stops else pd.DataFrame(columns=["trials", "reason"])
+    reference = pd.DataFrame(a.get("reference") or [], columns=["model", "accuracy", "n_images", "checkpoint_sha256"])
+    return _results(trials, list(a["axes"]), stops, reference, a.get("scenario") or {})
 
 
 def _fmt_pct(x: float) -> str:
@@ -142,8 +161,8 @@ def summary_markdown(res: dict) -> str:
             f"Data: {sc.get('dataset', {}).get('name')} / {sc.get('dataset', {}).get('split')}, "
             f"{int(ref.n_images.iloc[0]) if len(ref) else '?'} images. Engine: {sc.get('run', {}).get('engine')}. "
             f"Noise-free (ideal chip) accuracy: B-SNN {_fmt_pct(refs.get('bsnn'))} %, BNN {_fmt_pct(refs.get('bnn'))} %.",
-            "", "Accuracy in % (mean over chip instances, 95 % CI); difference = B-SNN - BNN on the same chip "
-            "instances (paired), with a paired t-test p-value."
+            "", "Accuracy in % (mean over chip instances, " + DESCRIPTION + "); difference = B-SNN - BNN on the "
+            "same chip instances (paired), with a paired t-test p-value."
             + (" err: mean / rms sensed-count error per array read (LSB, all binary layers), B-SNN | BNN." if errs else "")
             + (" nJ: energy per inference on the chip (imcnoise/imc/physics/energy.py), B-SNN | BNN." if energy else ""),
             ""]
@@ -313,7 +332,7 @@ def write_report(directory: str | Path) -> dict:
     res = load_results(out)
     if res["trials"].empty:
         return res
-    _atomic(out / "trials.parquet", lambda t: res["trials"].to_parquet(t, index=False))
+    _atomic(out / TRIALS_FILE, lambda t: res["trials"].to_parquet(t, index=False))
     pm = res["per_model"].copy()
     pr = res["paired"].copy()
     pr["model"] = "bsnn-bnn"

@@ -28,6 +28,7 @@ from ..models.checkpoint import CheckpointError, file_sha256, package_versions
 from ..seeding import derive_seed
 from .points import Point, expand_points, point_scenario
 from .scenario import Scenario, ScenarioError, resolve_checkpoint, scenario_hash
+from .stats import t_halfwidth
 from .store import ResultsStore
 
 MODELS = ("bsnn", "bnn")
@@ -36,18 +37,6 @@ MODELS = ("bsnn", "bnn")
 def chip_seed(sc: Scenario, trial: int) -> int:
     """Chip instance ``trial`` of the scenario: the same at every point (common random numbers)."""
     return derive_seed(sc.seed, "chip", trial)
-
-
-def ci_halfwidth(values: list[float]) -> float:
-    """95 % confidence half-width of the mean (Student t)."""
-    from scipy import stats
-
-    n = len(values)
-    if n < 2:
-        return math.inf
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
 
 
 @dataclass
@@ -161,14 +150,14 @@ class StopRule:
                 return None
             vals.append(diffs[t])
             n = t + 1
-            if n >= a.min_trials and ci_halfwidth(vals) < a.ci_target:
+            if n >= a.min_trials and t_halfwidth(vals) < a.ci_target:
                 return n
         return a.max_trials
 
     def reason(self, diffs: dict[int, float]) -> str:
         if self.adaptive is None:
             return f"fixed {self.planned} trials"
-        hw = ci_halfwidth([diffs[t] for t in sorted(diffs)])
+        hw = t_halfwidth([diffs[t] for t in sorted(diffs)])
         return (f"ci half-width {hw:.4f} < target {self.adaptive.ci_target}" if len(diffs) < self.adaptive.max_trials
                 else f"max_trials {self.adaptive.max_trials} reached (half-width {hw:.4f})")
 
