@@ -51,27 +51,38 @@ from __future__ import annotations
 import torch
 
 
+_THOMAS_BLOCK = 2048  # lines per block: its [n, block] float64 arrays stay in the L2 cache
+
+
 def _thomas(diag: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
     """Solve tridiag(-1, diag, -1) x = rhs along the last axis (float64, batched over the leading
-    axes). numpy on position-major arrays: each step is a contiguous vector operation over all lines."""
+    axes). numpy on position-major blocks of lines: each step is a contiguous vector operation over
+    the lines of a block, and a block's arrays stay in cache (measured on 150,000 lines of 63 cells:
+    0.14 s in blocks of 1024-4096 lines against 1.40 s for all lines at once, identical bits -- each
+    line's arithmetic is the same sequence of float64 operations either way)."""
     import numpy as np
 
     n = diag.shape[-1]
-    b = np.ascontiguousarray(diag.detach().cpu().numpy().astype(np.float64).reshape(-1, n).T)  # [n, lines]
-    d = np.ascontiguousarray(rhs.detach().cpu().numpy().astype(np.float64).reshape(-1, n).T)
-    cp = np.empty_like(b)
-    dp = np.empty_like(d)
-    cp[0] = -1.0 / b[0]
-    dp[0] = d[0] / b[0]
-    for j in range(1, n):
-        m = b[j] + cp[j - 1]  # b_j - a_j c'_{j-1} with a_j = -1
-        cp[j] = -1.0 / m
-        dp[j] = (d[j] + dp[j - 1]) / m
-    x = np.empty_like(d)
-    x[n - 1] = dp[n - 1]
-    for j in range(n - 2, -1, -1):
-        x[j] = dp[j] - cp[j] * x[j + 1]
-    return torch.from_numpy(np.ascontiguousarray(x.T)).view(rhs.shape).to(rhs.device)
+    B = diag.detach().cpu().numpy().astype(np.float64).reshape(-1, n)
+    R = rhs.detach().cpu().numpy().astype(np.float64).reshape(-1, n)
+    out = np.empty_like(R)
+    for s in range(0, B.shape[0], _THOMAS_BLOCK):
+        b = np.ascontiguousarray(B[s:s + _THOMAS_BLOCK].T)  # [n, lines of the block]
+        d = np.ascontiguousarray(R[s:s + _THOMAS_BLOCK].T)
+        cp = np.empty_like(b)
+        dp = np.empty_like(d)
+        cp[0] = -1.0 / b[0]
+        dp[0] = d[0] / b[0]
+        for j in range(1, n):
+            m = b[j] + cp[j - 1]  # b_j - a_j c'_{j-1} with a_j = -1
+            cp[j] = -1.0 / m
+            dp[j] = (d[j] + dp[j - 1]) / m
+        x = np.empty_like(d)
+        x[n - 1] = dp[n - 1]
+        for j in range(n - 2, -1, -1):
+            x[j] = dp[j] - cp[j] * x[j + 1]
+        out[s:s + _THOMAS_BLOCK] = x.T
+    return torch.from_numpy(out).view(rhs.shape).to(rhs.device)
 
 
 def _chain_diag(g_tot: torch.Tensor, r: float) -> torch.Tensor:
