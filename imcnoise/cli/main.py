@@ -327,9 +327,11 @@ def report(directory: Path = typer.Argument(..., help="a sweep output directory"
     """(Re)write trials.parquet, summary.csv/.md and plots of a sweep directory and print the summary."""
     from ..sweep import write_report
 
+    from ..sweep.store import StoreMismatch
+
     try:
         res = write_report(directory)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, StoreMismatch) as exc:
         fail(str(exc))
     if res["trials"].empty:
         fail(f"{directory}: no finished trials yet")
@@ -360,6 +362,29 @@ def data_info(name: str, data_dir: Optional[Path] = typer.Option(None)):
             typer.echo("  per class: " + ", ".join(f"{cls} {n}" for cls, n in zip(d.classes, d.class_counts())))
     except DataError as exc:
         fail(str(exc))
+
+
+def _clean_errors(command):
+    """One clear error instead of a traceback for what the file system or a store refuses: a path
+    that cannot be created or written (``--out`` under a file, a read-only folder, a full disk), a
+    damaged results store. Every command goes through it (below)."""
+    import functools
+    import sqlite3
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else ""
+            fail(f"{where}: {exc.strerror or exc}" if where else f"{exc.strerror or exc}")
+        except sqlite3.DatabaseError as exc:
+            fail(f"results store: {exc}")
+    return run
+
+
+for _info in app.registered_commands + data_app.registered_commands:
+    _info.callback = _clean_errors(_info.callback)
 
 
 def main():

@@ -109,6 +109,17 @@ def read_checkpoint(path: str | Path) -> dict:
                               "training-state files such as last.pt are for --resume only)")
     if obj.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format_version {obj.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    for field, kind in (("model_config", dict), ("state", dict)):
+        if field not in obj:
+            raise CheckpointError(f"{path}: field '{field}' missing (a damaged or hand-edited checkpoint)")
+        if not isinstance(obj[field], kind):
+            raise CheckpointError(f"{path}: field '{field}' must be a {kind.__name__}, found {type(obj[field]).__name__}")
+    for field in ("training", "metrics", "data"):
+        if obj.get(field) is not None and not isinstance(obj[field], dict):
+            raise CheckpointError(f"{path}: field '{field}' must be a dict, found {type(obj[field]).__name__}")
+    bad = [k for k, v in obj["state"].items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: state entries {bad[:3]} are not tensors (a damaged or hand-edited checkpoint)")
     return obj
 
 
@@ -122,7 +133,7 @@ def load_checkpoint(path: str | Path, *, expect: dict | None = None, device: str
     try:
         config = ModelConfig.from_dict(dict(obj["model_config"]))
     except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: invalid model_config: {exc}") from exc
+        raise CheckpointError(f"{path}: invalid model_config: {exc}") from None
     for key, want in (expect or {}).items():
         have = obj.get("data", {}).get("dataset") if key == "dataset" else getattr(config, key, None)
         if want is not None and have != want:

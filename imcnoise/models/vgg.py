@@ -78,6 +78,16 @@ class ModelConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config fields: {sorted(unknown)}")
+        for name, value in d.items():  # a hand-edited field of the wrong type, named
+            want = cls.__dataclass_fields__[name].type
+            want = want if isinstance(want, str) else getattr(want, "__name__", str(want))
+            ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+                  "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+                  "str": lambda v: isinstance(v, str),
+                  "tuple[float, ...]": lambda v: isinstance(v, (list, tuple)) and all(
+                      isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)}.get(want)
+            if ok is not None and not ok(value):
+                raise ValueError(f"model_config.{name}: expected {want}, got {value!r}")
         return cls(**d)
 
     def plan(self) -> list[LayerSpec]:

@@ -98,6 +98,10 @@ class Cluster:
                 self.client = Client(self.cluster)
             else:
                 self.client = Client(self.address, timeout=self.timeout)
+        except ValueError as exc:  # distributed's address parser: no port, unknown protocol
+            self.close()
+            raise ScenarioError(f"run.scheduler: {self.address!r} is not a Dask scheduler address ({exc}); expected "
+                                "e.g. tcp://HOST:8786") from None
         except (OSError, TimeoutError) as exc:
             self.close()
             raise ScenarioError(f"run.scheduler: cannot reach the Dask scheduler at {self.address!r} within "

@@ -43,6 +43,29 @@ class StoreBusy(StoreMismatch):
     """Another sweep is writing to the same results directory."""
 
 
+class StoreUnusable(StoreMismatch):
+    """The results store cannot be opened: not a database, damaged, or its directory not writable."""
+
+
+def _connect(path: Path, read_only: bool) -> sqlite3.Connection:
+    """The store's database. Read-only (reports, notebooks): opened with ``mode=ro``, nothing is
+    written, so a read-only results folder can be read. Otherwise WAL journal, full sync, schema."""
+    try:
+        if read_only:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails here on a file that is not a store
+            return db
+        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnusable(f"{path}: cannot use this results store ({exc}); move it away to start a new sweep, "
+                            "or restore it from a copy") from None
+
+
 def _lock(directory: Path):
     """An exclusive lock on ``directory/.sweep.lock`` held while this process writes results there
     (released when the store closes or the process dies); a second writer is refused at once."""
@@ -71,11 +94,12 @@ class ResultsStore:
         self.path = self.dir / DB_NAME
         if not create and not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no sweep results here")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        if create:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnusable(f"{self.dir}: cannot create the results directory ({exc.strerror or exc})") from None
+        self.db = _connect(self.path, read_only=not create)
         self._lock = None
         try:
             self._check(scenario_hash, scenario_doc)

@@ -31,6 +31,26 @@ from .hw_aware import ChipInTheLoop, load_chip
 from .model_card import write_model_card
 
 STATE_FILE = "last.pt"
+_RESUME_FIELDS = {"train_config": dict, "model": dict, "optimizer": dict, "scheduler": dict, "epoch": int,
+                  "history": list, "wall_time_s": float}
+
+
+def _read_resume_state(path: Path, device) -> dict:
+    """A training state written by :func:`train` (``last.pt``), or one clear error: not readable
+    (damaged, truncated by a kill), or not a training state (a model checkpoint, another file)."""
+    try:
+        st = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch's unpickler raises many kinds for a damaged file
+        raise ValueError(f"{path}: cannot resume, not a readable training state ({type(exc).__name__}); "
+                         "move it away to start over") from None
+    missing = [k for k in _RESUME_FIELDS if not isinstance(st, dict) or k not in st]
+    if missing:
+        what = "an inference checkpoint (model.pt)" if isinstance(st, dict) and st.get("format") else "not a training state"
+        raise ValueError(f"{path}: cannot resume, {what}: fields {missing} missing")
+    wrong = [k for k, t in _RESUME_FIELDS.items() if not isinstance(st[k], (int, float) if t is float else t)]
+    if wrong:
+        raise ValueError(f"{path}: cannot resume, fields {wrong} have the wrong type (a hand-edited or foreign file)")
+    return st
 MODEL_FILE = "model.pt"
 
 
@@ -175,14 +195,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
 
     state_path = out / STATE_FILE
     if resume and state_path.is_file():
-        st = torch.load(state_path, map_location=dev, weights_only=True)
+        st = _read_resume_state(state_path, dev)
         saved = TrainConfig.from_dict(st["train_config"])
         if saved.to_dict() != cfg.to_dict():
             diff = {k: (v, cfg.to_dict()[k]) for k, v in saved.to_dict().items() if cfg.to_dict()[k] != v}
             raise ValueError(f"{state_path}: cannot resume, the training settings differ (saved, requested): {diff}")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
+        try:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            sched.load_state_dict(st["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{state_path}: cannot resume, the saved state does not fit this model "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0]}); move it away to start over") from None
         start_epoch, history, wall = st["epoch"] + 1, st["history"], st["wall_time_s"]
     elif resume:
         print(f"no {state_path} yet: starting from scratch", file=sys.stderr)
