@@ -115,6 +115,6 @@ def test_hw_aware_and_distilled_training_from_the_command_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"chip": {"device": {"model": "stt_mram", "sigma_r_p": 7}}}))
     r = CliRunner().invoke(app, ["train", "--model", "bnn", "--epochs", "1", "--hw-aware", str(bad), "--out", str(tmp_path / "x")])
-    assert r.exit_code == 2 and "chip.device.stt_mram.sigma_r_p" in r.output, r.output
+    assert r.exit_code == 2 and "chip.device.sigma_r_p: Input should be less than or equal to 1 [allowed 0 .. 1] (got 7)" in r.output, r.output
     r = CliRunner().invoke(app, ["train", "--model", "bnn", "--epochs", "1", "--kd-alpha", "0.5", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--kd-alpha" in r.output

@@ -24,6 +24,7 @@ Two kinds of noise parameters, not to be confused:
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Literal, Optional, Union, get_args
 
@@ -431,3 +432,113 @@ def lsb_voltage_v(cfg: AnalogConfig) -> float:
         dev = cfg.device
         return dev.read_voltage_v * (dev.g_on_siemens - dev.g_off_siemens) * transimpedance_ohm(cfg)
     return volts_per_unit(cfg) * (1.0 - cell_off_ratio(cfg))
+
+
+# ------------------------------------------------------------------------------- reading and error messages
+def read_chip_section(path) -> dict:
+    """The chip section of a chip YAML file: a chip section alone, or a scenario with a ``chip:``
+    section (strict YAML, :mod:`imcnoise.yamlio`). ValueError naming the file and what is wrong."""
+    from pathlib import Path
+
+    import yaml
+
+    from .. import yamlio
+
+    p = Path(path)
+    try:
+        doc = yamlio.load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read the chip file {p} ({type(exc).__name__}: {exc})") from None
+    if isinstance(doc, dict) and "chip" in doc:
+        doc = doc["chip"]
+    if not isinstance(doc, dict):
+        raise ValueError(f"{p} is not a chip section (a YAML mapping), found {type(doc).__name__}")
+    return doc
+
+
+def chip_from_file(path, where: str) -> "AnalogConfig":
+    """A validated chip configuration from a chip YAML file; ``where`` (what the user gave it as, e.g.
+    an option name) prefixes every error. ValueError with one line per problem."""
+    from pydantic import ValidationError
+
+    try:
+        doc = read_chip_section(path)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    try:
+        return AnalogConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(exc, f"{where} {path}", prefix="chip")) from None
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def format_validation_error(exc, source: str, prefix: str = "", root=None) -> str:
+    """One line per pydantic error: ``source: path.to.field: message [allowed range] (got value)``;
+    ``root``: the model the document is an instance of (its fields name the allowed keys and ranges;
+    default the chip, :class:`AnalogConfig`)."""
+    root = AnalogConfig if root is None else root
+    lines = []
+    for e in exc.errors():
+        loc = [p for p in e["loc"] if p not in device_tags()]  # pydantic puts the union's tag in the path
+        where = _loc(tuple(loc))
+        where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(top level)")
+        value = e.get("input")
+        shown = json.dumps(value) if isinstance(value, (int, float, str, bool, type(None))) else type(value).__name__
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            parent = _parent_fields(root, e["loc"])
+            msg = "unknown key" + (f"; allowed keys: {', '.join(parent)}" if parent else "")
+        else:
+            extra = _field_extra(root, e["loc"])
+            if extra.get("range"):
+                msg += f" [allowed {extra['range']}]"
+        lines.append(f"{source}: {where}: {msg} (got {shown})")
+    return "\n".join(lines)
+
+
+def _field_extra(root, loc: tuple) -> dict:
+    """The unit and allowed range of the field at a pydantic error location (physical fields)."""
+    info = getattr(_model_at(root, tuple(loc)[:-1]), "model_fields", {}).get(loc[-1]) if loc else None
+    extra = info.json_schema_extra if info is not None else None
+    return extra if isinstance(extra, dict) else {}
+
+
+class _Union:
+    """The member models of a union field (the device models), for :func:`_field_extra`."""
+
+    def __init__(self, members):
+        self.__args__ = tuple(members)
+        self.model_fields = {}
+
+
+def _parent_fields(root, loc: tuple) -> list[str]:
+    """The keys allowed beside the last element of a pydantic location (union tags resolved)."""
+    model = _model_at(root, tuple(loc)[:-1])
+    return list(getattr(model, "model_fields", {}).keys()) if model is not None else []
+
+
+def _model_at(root, loc: tuple):
+    """The pydantic model at a location of a ``root`` document (the device union by its tag)."""
+    model = root
+    for part in loc:
+        if model is None or isinstance(part, int):
+            return None
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:  # a tag of the device union
+            model = {m.model_fields["model"].default: m for m in getattr(model, "__args__", ())}.get(part)
+            continue
+        ann = fields[part].annotation
+        members = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else (_Union(members) if members else None)
+    return model
+
+

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .. import yamlio
 from ..data.registry import DATASETS
-from ..imc import AnalogConfig, device_tags
+from ..imc import AnalogConfig
+from ..imc.config import format_validation_error, read_chip_section
 
 SHIPPED_PREFIX = "shipped:"
 SWEEPABLE_ROOTS = ("chip", "inference")
@@ -164,73 +165,6 @@ class Scenario(_Strict):
 
 
 # ------------------------------------------------------------------------------- errors
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
-    lines = []
-    for e in exc.errors():
-        loc = [p for p in e["loc"] if p not in device_tags()]  # pydantic puts the union's tag in the path
-        where = _loc(tuple(loc))
-        where = f"{prefix}.{where}" if prefix and where else (prefix or where or "(top level)")
-        value = e.get("input")
-        shown = json.dumps(value) if isinstance(value, (int, float, str, bool, type(None))) else type(value).__name__
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            parent = _parent_fields(e["loc"])
-            msg = "unknown key" + (f"; allowed keys: {', '.join(parent)}" if parent else "")
-        else:
-            extra = _field_extra(e["loc"])
-            if extra.get("range"):
-                msg += f" [allowed {extra['range']}]"
-        lines.append(f"{source}: {where}: {msg} (got {shown})")
-    return "\n".join(lines)
-
-
-def _field_extra(loc: tuple) -> dict:
-    """The unit and allowed range of the field at a pydantic error location (physical fields)."""
-    info = getattr(_model_at(tuple(loc)[:-1]), "model_fields", {}).get(loc[-1]) if loc else None
-    extra = info.json_schema_extra if info is not None else None
-    return extra if isinstance(extra, dict) else {}
-
-
-class _Union:
-    """The member models of a union field (the device models), for :func:`_field_extra`."""
-
-    def __init__(self, members):
-        self.__args__ = tuple(members)
-        self.model_fields = {}
-
-
-def _parent_fields(loc: tuple) -> list[str]:
-    """The keys allowed beside the last element of a pydantic location (union tags resolved)."""
-    model = _model_at(tuple(loc)[:-1])
-    return list(getattr(model, "model_fields", {}).keys()) if model is not None else []
-
-
-def _model_at(loc: tuple):
-    """The pydantic model at a location of the scenario document (the device union by its tag)."""
-    model: Any = Scenario
-    for part in loc:
-        if model is None or isinstance(part, int):
-            return None
-        fields = getattr(model, "model_fields", {})
-        if part not in fields:  # a tag of the device union
-            model = {m.model_fields["model"].default: m for m in getattr(model, "__args__", ())}.get(part)
-            continue
-        ann = fields[part].annotation
-        members = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else (_Union(members) if members else None)
-    return model
-
-
 # ------------------------------------------------------------------------------- loading
 def _set_path(d: dict, path: str, value) -> None:
     parts = path.split(".")
@@ -298,16 +232,11 @@ def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] = ()) -> tu
 
 
 def read_chip_file(path: Path, where: str) -> dict:
-    """The chip section of a chip YAML (a chip section alone, or a scenario with a ``chip:`` section)."""
+    """The chip section of a chip YAML (:func:`~imcnoise.imc.config.read_chip_section`), errors prefixed by ``where``."""
     try:
-        doc = yamlio.load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ScenarioError(f"{where}: cannot read the chip file {path} ({type(exc).__name__}: {exc})") from None
-    if isinstance(doc, dict) and "chip" in doc:
-        doc = doc["chip"]
-    if not isinstance(doc, dict):
-        raise ScenarioError(f"{where}: {path} is not a chip section (a YAML mapping), found {type(doc).__name__}")
-    return doc
+        return read_chip_section(path)
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
 
 
 def _deep_merge(base: dict, top: dict) -> dict:
@@ -338,7 +267,7 @@ def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
     try:
         sc = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ScenarioError(format_validation_error(exc, source)) from None
+        raise ScenarioError(format_validation_error(exc, source, root=Scenario)) from None
     # every swept parameter must exist and every value must validate there
     base = sc.model_dump(mode="json")
     problems = []
@@ -364,7 +293,7 @@ def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
             try:
                 Scenario.model_validate(trial)
             except ValidationError as exc:
-                msgs = format_validation_error(exc, source).splitlines()
+                msgs = format_validation_error(exc, source, root=Scenario).splitlines()
                 label = f"{where} -> " if where.startswith("sweep.cases") else f"{where.rsplit('.', 1)[0]}.values[{j}] -> "
                 problems += [m.replace(f"{source}: ", f"{source}: {label}", 1) for m in msgs]
     if problems:

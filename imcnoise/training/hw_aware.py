@@ -21,10 +21,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 
-from .. import yamlio
 from ..imc import AnalogConfig, FastChipBatch, fold_model
+from ..imc.config import chip_from_file
 from ..imc.engines import layouts as lay
 from ..imc.engines.base import Pass
 from ..models.binary import BinaryConv2d, BinaryLinear
@@ -35,22 +34,7 @@ from ..seeding import derive_seed
 def load_chip(path: str | Path, where: str = "--hw-aware") -> AnalogConfig:
     """A chip configuration from YAML: a scenario file (its ``chip:`` section) or the section alone.
     ``where``: what the user gave it as (an option name), the prefix of every error."""
-    from pydantic import ValidationError
-
-    p = Path(path)
-    try:
-        doc = yamlio.load(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{where} {path}: cannot read a chip configuration ({type(exc).__name__}: {exc})") from None
-    if isinstance(doc, dict) and "chip" in doc:
-        doc = doc["chip"]
-    if not isinstance(doc, dict):
-        raise ValueError(f"{where} {path}: expected a YAML mapping (a chip section), found {type(doc).__name__}")
-    try:
-        return AnalogConfig.model_validate(doc)
-    except ValidationError as exc:
-        lines = "; ".join(f"chip.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{where} {path}: {lines}") from None
+    return chip_from_file(path, where)
 
 
 class ChipInTheLoop:

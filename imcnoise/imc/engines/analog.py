@@ -20,7 +20,7 @@ from ...seeding import derive_seed, generator
 from ..config import AnalogConfig, cell_off_ratio
 from ..physics.calibration import LatchCalibration, LayerLines, LineCalibration, calibration_scheme, trimmed_offsets
 from ..physics.cell import (GRID, access_ratio, cell_conductances, nominal_off_ratio, quantize_conductance,
-                            squared_conductance, target_conductances)
+                            squared_conductance)
 from ..physics.devices import make_noise_model, program_many
 from ..physics.energy import LayerActivity
 from ..physics.limits import check_buildable

@@ -25,7 +25,6 @@ value does). The limits (``chip.limits``, defaults and sources in :mod:`imcnoise
 
 from __future__ import annotations
 
-import math
 
 import torch
 
