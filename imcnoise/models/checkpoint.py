@@ -37,7 +37,7 @@ def package_versions() -> dict[str, str]:
         import aihwkit
 
         out["aihwkit"] = aihwkit.__version__
-    except Exception:  # aihwkit is optional for training
+    except Exception:  # missing or broken: record no version (loading a checkpoint does not need it)
         pass
     return out
 

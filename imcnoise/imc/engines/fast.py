@@ -168,12 +168,8 @@ class FastChipBatch(AnalogEngine):
             self.kernels[layer.index] = (_LayerKernel(layer, m, st.weights, False, self.device),
                                          _LayerKernel(layer, m, st.weights, True, self.device) if noisy else None)
 
-    @property
-    def K(self) -> int:
-        return self.n_chips
-
     def chip_groups(self) -> list[slice]:
-        return [slice(0, self.K)] if self.grouped else [slice(k, k + 1) for k in range(self.K)]
+        return [slice(0, self.n_chips)] if self.grouped else [slice(k, k + 1) for k in range(self.n_chips)]
 
     def read_signals(self, layer: XnorLayer, bits: torch.Tensor, chips: slice, squared: bool = False) -> torch.Tensor:
         k = self.kernels[layer.index][1 if squared else 0]
