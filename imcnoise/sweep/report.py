@@ -163,7 +163,8 @@ def summary_markdown(res: dict) -> str:
             f"Noise-free (ideal chip) accuracy: B-SNN {_fmt_pct(refs.get('bsnn'))} %, BNN {_fmt_pct(refs.get('bnn'))} %.",
             "", "Accuracy in % (mean over chip instances, " + DESCRIPTION + "); difference = B-SNN - BNN on the "
             "same chip instances (paired), with a paired t-test p-value."
-            + (" err: mean / rms sensed-count error per array read (LSB, all binary layers), B-SNN | BNN." if errs else "")
+            + (" err: mean / rms error of a neuron's sensed dot product (one output neuron at one time step, its sensings, "
+               "column tiles and slots added; LSB, all binary layers), B-SNN | BNN." if errs else "")
             + (" nJ: energy per inference on the chip (imcnoise/imc/physics/energy.py), B-SNN | BNN." if energy else ""),
             ""]
     cols = [a.split(".")[-1] for a in axes]
