@@ -258,7 +258,7 @@ def test_plots_take_categorical_axes_in_scenario_order(tmp_path):
     res = {"axes": ["chip.calibration.mode", "chip.device.sigma_r_p"], "per_model": pd.DataFrame(rows),
            "reference": pd.DataFrame([{"model": "bsnn", "accuracy": 0.9}, {"model": "bnn", "accuracy": 0.9}]),
            "scenario": {"scenario": {"name": "t", "sweep": {"axes": [{"path": "chip.calibration.mode", "values": modes},
-                                                                      {"path": "chip.device.sigma_r_p", "values": spreads}]}}}}
+                                                                      {"path": "chip.device.sigma_r_p", "values": spreads}]}}}, "models": ["bsnn", "bnn"]}
     files = plot_axes(res, tmp_path)
     assert [f.name for f in files] == ["accuracy_vs_mode.png", "accuracy_vs_sigma_r_p.png"]
     for f in files:
@@ -402,3 +402,54 @@ def test_shipped_results_are_read_and_reported_without_their_store(tmp_path, ckp
     empty = tmp_path / "empty"
     empty.mkdir()
     assert_clean_error(CliRunner().invoke(app, ["report", str(empty)]))
+
+
+def test_any_number_of_models_on_the_same_chips_with_the_compare_pairs(tmp_path, ckpts):
+    """Three models (a second B-SNN beside the pair) and two compare pairs: every model runs on every
+    chip instance (same chip seeds); the pair's models give exactly the numbers of a two-model sweep
+    of the same scenario (adding a model changes nothing else); each pair's paired statistics are the
+    hand-computed mean and Student-t interval of a - b over the chips; the summary has a column per
+    model and per pair."""
+    other = save_checkpoint(tmp_path / "bsnn2.pt", calibrated_model("bsnn", width=0.125, timesteps=2, seed=7), training={},
+                            metrics={}, data={"dataset": "fashion-mnist"})
+    two = write_scenario(tmp_path / "two.yaml", ckpts, output=str(tmp_path / "two"))
+    three = write_scenario(tmp_path / "three.yaml", ckpts, output=str(tmp_path / "three"),
+                           models={"bsnn": str(ckpts["bsnn"]), "bnn": str(ckpts["bnn"]), "bsnn_b": str(other)},
+                           compare=[["bsnn", "bnn"], ["bsnn_b", "bsnn"]])
+    for f in (two, three):
+        r = run_cli(f)
+        assert r.exit_code == 0, r.output
+    a = pd.read_parquet(tmp_path / "two" / "trials.parquet").drop(columns=VOLATILE + ["scenario_hash"])
+    b = pd.read_parquet(tmp_path / "three" / "trials.parquet").drop(columns=VOLATILE + ["scenario_hash"])
+    assert set(b.model) == {"bsnn", "bnn", "bsnn_b"}
+    seeds = b.pivot_table(index=["point", "trial"], columns="model", values="chip_seed")
+    assert (seeds.nunique(axis=1) == 1).all() and len(seeds) == 4 * 3
+    pd.testing.assert_frame_equal(b[b.model != "bsnn_b"].reset_index(drop=True), a.reset_index(drop=True))
+    res = load_results(tmp_path / "three")
+    assert res["models"] == ["bsnn", "bnn", "bsnn_b"] and res["pairs"] == [("bsnn", "bnn"), ("bsnn_b", "bsnn")]
+    row = res["paired"][(res["paired"].point == 3) & (res["paired"].pair == "bsnn_b-bsnn")].iloc[0]
+    g = b[b.point == 3].pivot(index="trial", columns="model", values="accuracy")
+    d = (g["bsnn_b"] - g["bsnn"]).to_numpy()
+    h = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    assert row.diff_mean == pytest.approx(d.mean()) and row.diff_ci95_low == pytest.approx(max(-1.0, d.mean() - h))
+    md = (tmp_path / "three" / "summary.md").read_text()
+    assert "| B-SNN | BNN | bsnn_b | B-SNN - BNN [95% CI] | p (t) B-SNN - BNN | bsnn_b - B-SNN [95% CI] | p (t) bsnn_b - B-SNN | n |" in md
+    csv = pd.read_csv(tmp_path / "three" / "summary.csv")
+    assert set(csv.model) == {"bsnn", "bnn", "bsnn_b", "bsnn-bnn", "bsnn_b-bsnn"}
+
+
+@pytest.mark.parametrize("over, expect", [
+    ({"compare": [["bsnn", "nobody"]]}, r"compare\[0\]: 'nobody' is not a model of this scenario"),
+    ({"compare": [["bsnn", "bsnn"]]}, r"compare\[0\]: a model compared with itself"),
+    ({"models": {"Bad-Name": "x.pt"}}, r"model name 'Bad-Name'"),
+    ({"models": {"hint": "get them"}}, r"name at least one model"),
+    ({"models": {"only": "shipped:fmnist-bsnn"}, "adaptive": {"ci_target": 0.01}, "dataset": {"name": "fashion-mnist"}},
+     r"adaptive.ci_target stops on the first compare pair"),
+])
+def test_bad_models_and_compare_sections_are_named(tmp_path, ckpts, over, expect):
+    import re
+
+    f = write_scenario(tmp_path / "s.yaml", ckpts, **over)
+    r = run_cli(f)
+    assert r.exit_code == 2 and re.search(expect, r.output), r.output
+    assert not (tmp_path / "out").exists()

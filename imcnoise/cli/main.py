@@ -301,6 +301,8 @@ def schema():
     from ..sweep import Scenario
 
     def walk(model, prefix):
+        if model.model_config.get("extra") == "allow":  # a mapping of names (models: {name: checkpoint})
+            yield f"{prefix}<name>", "str", "(at least one)", "", " ".join((model.__doc__ or "").split("\n\n")[0].split())
         for name, f in model.model_fields.items():
             path = f"{prefix}{name}"
             ann = f.annotation

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..models.checkpoint import file_sha256, package_versions
 from .points import point_scenario
-from .runner import MODELS, Prepared, finish_point, point_data, prepare, start_sweep, trial_rows
+from .runner import Prepared, finish_point, point_data, prepare, start_sweep, trial_rows
 from .scenario import Scenario, ScenarioError
 from .store import ResultsStore
 
@@ -45,12 +45,13 @@ def _worker_state(spec: dict):
 
         tune_allocator()
         torch.set_num_threads(spec["threads"])
-        sc = Scenario.model_validate(spec["scenario"])
         for m, path in spec["checkpoints"].items():
             if not Path(path).is_file() or file_sha256(path) != spec["hashes"][m]:
                 raise ScenarioError(f"worker: checkpoint {path} is missing here or differs from the client's "
                                     f"(sha256 {spec['hashes'][m][:12]}...); give every worker the same files")
-        sc.models.bsnn, sc.models.bnn = spec["checkpoints"]["bsnn"], spec["checkpoints"]["bnn"]
+        doc = dict(spec["scenario"])
+        doc["models"] = {**doc["models"], **spec["checkpoints"]}  # the client's resolved paths
+        sc = Scenario.model_validate(doc)
         prep = prepare(sc, Path(spec["base_dir"]))
         if prep.digest != key:
             raise ScenarioError("worker: the scenario prepares differently here than on the client")
@@ -177,7 +178,7 @@ def run_sweep_distributed(prep: Prepared, client, *, progress: bool = True, log=
             st = owner.pop(fut.key)
             rows = st.finish(fut.result())
             store.add_trials(rows)
-            bar.update(len(rows) // len(MODELS))
+            bar.update(len(rows) // len(prep.models))
             if st.done and st.in_flight == 0:
                 finish_point(store, st, bar)
             elif not st.done:

@@ -6,7 +6,7 @@ import time
 
 from ..imc import AnalogChip, FastChipBatch, evaluate
 from .points import point_scenario
-from .runner import MODELS, Prepared, StopRule, _load_data, chip_seed, point_program
+from .runner import Prepared, StopRule, _load_data, chip_seed, point_program
 
 
 def time_one_chip(prep: Prepared, images: int = 64) -> dict[str, tuple[float, float]]:
@@ -15,7 +15,7 @@ def time_one_chip(prep: Prepared, images: int = 64) -> dict[str, tuple[float, fl
     psc = point_scenario(sc, prep.points[0])
     data = _load_data(psc, min(images, psc.dataset.limit or images))
     out = {}
-    for m in MODELS:
+    for m in prep.models:
         prog = point_program(prep, m, psc)
         evaluate(FastChipBatch(prog, psc.chip, [chip_seed(sc, 0)], prep.device), data.subset(4))  # compiles the kernels
         t0 = time.perf_counter()
@@ -33,7 +33,7 @@ def dry_run(prep: Prepared) -> str:
     images = sc.dataset.limit or len(_load_data(sc, None))
     lines = [f"# Dry run of `{sc.name}` -> {prep.out}", "",
              f"{len(prep.points)} points x {'adaptive ' + str(sc.adaptive.min_trials) + '..' + str(rule.planned) if rule.adaptive else rule.planned} "
-             f"chip instances x 2 models x {images} images ({sc.dataset.name}/{sc.dataset.split}), {sc.run.engine} engine on "
+             f"chip instances x {len(prep.models)} models x {images} images ({sc.dataset.name}/{sc.dataset.split}), {sc.run.engine} engine on "
              f"{prep.device}", "", "| point | " + " | ".join(["parameters"]) + " |", "|---|---|"]
     lines += [f"| {p.index} | {p.label()} |" for p in prep.points]
     pairs_min = len(prep.points) * (sc.adaptive.min_trials if rule.adaptive else rule.planned)
@@ -43,8 +43,8 @@ def dry_run(prep: Prepared) -> str:
     est = lambda pairs: f"{pairs * per_pair / 60:.1f} min" if pairs * per_pair < 7200 else f"{pairs * per_pair / 3600:.1f} h"
     lines += ["", "Measured here on the first point (one chip, a few images): "
               + "; ".join(f"{m}: program {b:.2f} s + {1000 * t:.2f} ms per image" for m, (b, t) in timing.items())
-              + f" -> {per_pair:.1f} s per chip pair at {images} images.",
-              f"Chip pairs: {pairs_min}" + (f" to {pairs_max} (adaptive)" if pairs_max != pairs_min else "")
+              + f" -> {per_pair:.1f} s per chip instance (all {len(prep.models)} models) at {images} images.",
+              f"Chip instances: {pairs_min}" + (f" to {pairs_max} (adaptive)" if pairs_max != pairs_min else "")
               + f"; estimated time in this process: {est(pairs_min)}" + (f" to {est(pairs_max)}" if pairs_max != pairs_min else "")
               + ". With N Dask workers of the same speed: divide by N."]
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .points import CASE, flatten
+from .scenario import compare_pairs, model_order
 from .stats import ACCURACY_RANGE, DESCRIPTION, DIFFERENCE_RANGE, mean_ci
 from .store import ResultsStore
 
@@ -59,14 +60,44 @@ def _axes(store: ResultsStore) -> list[str]:
     return list(json.loads(row[0]).keys()) if row else []
 
 
-def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per point x model statistics, per point paired B-SNN - BNN statistics)."""
+def model_label(name: str) -> str:
+    return MODEL_LABEL.get(name, name)
+
+
+def _color(models: list[str], name: str) -> str:
+    fixed = {"bsnn": "tab:blue", "bnn": "tab:orange"}
+    if name in fixed:
+        return fixed[name]
+    others = [m for m in models if m not in fixed]
+    palette = ["tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan"]
+    return palette[others.index(name) % len(palette)]
+
+
+def models_and_pairs(trials: pd.DataFrame, scenario: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """The models of a sweep's trials in the scenario's order, and the compare pairs reported."""
+    doc = scenario if isinstance(scenario, dict) else {}
+    sc = doc.get("scenario", {})
+    present = set(trials.model) if "model" in trials else set()
+    # the sweep's order (stored as a list: the document's mappings are stored with sorted keys);
+    # stores written before 2026-12-02 have none: B-SNN, BNN, then the rest by name (scenario.model_order)
+    named = list(doc.get("models") or model_order(sorted(k for k in (sc.get("models") or {}) if k != "hint")))
+    models = [m for m in named if m in present] + sorted(present - set(named))
+    pairs = [p for p in compare_pairs(models, sc.get("compare")) if p[0] in models and p[1] in models]
+    return models, pairs
+
+
+def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None = None, models: list[str] | None = None,
+              pairs: list[tuple[str, str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per point x model statistics, per point x compare pair paired statistics a - b; default
+    models B-SNN and BNN, pair B-SNN - BNN)."""
     from scipy import stats
 
+    models = ["bsnn", "bnn"] if models is None else models
+    pairs = compare_pairs(models, None) if pairs is None else pairs
     per_model, paired = [], []
     for pt, g in trials.groupby("point", sort=True):
         base = {"point": pt, **{a: g[f"param.{a}"].iloc[0] for a in axes}}
-        for m in ("bsnn", "bnn"):
+        for m in models:
             v = g.loc[g.model == m, "accuracy"].to_numpy()
             mean, sd, lo, hi = mean_ci(v, ACCURACY_RANGE)
             row = {**base, "model": m, "mean": mean, "std": sd, "ci95_low": lo, "ci95_high": hi, "n": len(v)}
@@ -78,19 +109,22 @@ def summarize(trials: pd.DataFrame, axes: list[str], stops: pd.DataFrame | None 
                 row["err_mean_lsb"] = float(np.mean([e[0] for e in errs]))
                 row["err_rms_lsb"] = float(np.mean([e[1] for e in errs]))
             per_model.append(row)
-        piv = g.pivot(index="trial", columns="model", values="accuracy").dropna()
-        d = (piv["bsnn"] - piv["bnn"]).to_numpy() if {"bsnn", "bnn"} <= set(piv.columns) else np.array([])
-        mean, sd, lo, hi = mean_ci(d, DIFFERENCE_RANGE)
-        t_p = w_p = math.nan
-        if len(d) > 1 and np.any(d != d[0]):
-            t_p = float(stats.ttest_rel(piv["bsnn"], piv["bnn"]).pvalue)
-        if len(d) >= 6 and np.any(d != 0):
-            w_p = float(stats.wilcoxon(d).pvalue)
-        row = {**base, "diff_mean": mean, "diff_std": sd, "diff_ci95_low": lo, "diff_ci95_high": hi, "n_pairs": len(d),
-               "ttest_rel_p": t_p, "wilcoxon_p": w_p}
-        if stops is not None and pt in stops.index:
-            row["stop_reason"] = stops.loc[pt, "reason"]
-        paired.append(row)
+        piv = g.pivot(index="trial", columns="model", values="accuracy")
+        for a, b in pairs:
+            both = piv[[a, b]].dropna() if {a, b} <= set(piv.columns) else pd.DataFrame(columns=[a, b])
+            d = (both[a] - both[b]).to_numpy(dtype=float)
+            mean, sd, lo, hi = mean_ci(d, DIFFERENCE_RANGE)
+            t_p = w_p = math.nan
+            if len(d) > 1 and np.any(d != d[0]):
+                t_p = float(stats.ttest_rel(both[a], both[b]).pvalue)
+            if len(d) >= 6 and np.any(d != 0):
+                w_p = float(stats.wilcoxon(d).pvalue)
+            row = {**base, "diff_mean": mean, "diff_std": sd, "diff_ci95_low": lo, "diff_ci95_high": hi,
+                   "n_pairs": len(d), "ttest_rel_p": t_p, "wilcoxon_p": w_p}
+            if stops is not None and pt in stops.index:
+                row["stop_reason"] = stops.loc[pt, "reason"]
+            row["pair"] = f"{a}-{b}"
+            paired.append(row)
     return pd.DataFrame(per_model), pd.DataFrame(paired)
 
 
@@ -126,11 +160,12 @@ def load_results(directory: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def _results(trials, axes, stops, reference, scenario) -> dict:
-    per_model, paired = summarize(trials, axes, stops) if not trials.empty else (pd.DataFrame(), pd.DataFrame())
+    models, pairs = models_and_pairs(trials, scenario)
+    per_model, paired = summarize(trials, axes, stops, models, pairs) if not trials.empty else (pd.DataFrame(), pd.DataFrame())
     trials.attrs = {"axes": axes, "scenario": scenario, "reference": reference.to_dict("records"),
                     "stops": stops.reset_index().to_dict("records")}
     return {"trials": trials, "per_model": per_model, "paired": paired, "reference": reference, "axes": axes,
-            "scenario": scenario, "stops": stops}
+            "scenario": scenario, "stops": stops, "models": models, "pairs": pairs}
 
 
 def _from_trials_file(path: Path) -> dict:
@@ -153,36 +188,50 @@ def _fmt_pct(x: float) -> str:
 
 def summary_markdown(res: dict) -> str:
     axes, per_model, paired, ref = res["axes"], res["per_model"], res["paired"], res["reference"]
+    models, pairs = res["models"], res["pairs"]
     sc = res["scenario"].get("scenario", {})
     refs = {r.model: r.accuracy for r in ref.itertuples()}
     errs = "err_rms_lsb" in per_model.columns
     energy = "energy_nj" in per_model.columns
+    labels = [model_label(m) for m in models]
+    pair_label = lambda p: f"{model_label(p[0])} - {model_label(p[1])}"
+    which = " | ".join(labels)
+    diff_text = ("; difference = " + ", ".join(pair_label(p) for p in pairs) + " on the same chip instances (paired), "
+                 "with a paired t-test p-value") if pairs else ""
     head = [f"# Sweep `{sc.get('name', '?')}`", "", sc.get("description", "").strip(), "",
             f"Data: {sc.get('dataset', {}).get('name')} / {sc.get('dataset', {}).get('split')}, "
             f"{int(ref.n_images.iloc[0]) if len(ref) else '?'} images. Engine: {sc.get('run', {}).get('engine')}. "
-            f"Noise-free (ideal chip) accuracy: B-SNN {_fmt_pct(refs.get('bsnn'))} %, BNN {_fmt_pct(refs.get('bnn'))} %.",
-            "", "Accuracy in % (mean over chip instances, " + DESCRIPTION + "); difference = B-SNN - BNN on the "
-            "same chip instances (paired), with a paired t-test p-value."
+            "Noise-free (ideal chip) accuracy: " + ", ".join(f"{model_label(m)} {_fmt_pct(refs.get(m))} %" for m in models) + ".",
+            "", "Accuracy in % (mean over chip instances, " + DESCRIPTION + ")" + diff_text + "."
             + (" err: mean / rms error of a neuron's sensed dot product (one output neuron at one time step, its sensings, "
-               "column tiles and slots added; LSB, all binary layers), B-SNN | BNN." if errs else "")
-            + (" nJ: energy per inference on the chip (imcnoise/imc/physics/energy.py), B-SNN | BNN." if energy else ""),
+               f"column tiles and slots added; LSB, all binary layers), {which}." if errs else "")
+            + (f" nJ: energy per inference on the chip (imcnoise/imc/physics/energy.py), {which}." if energy else ""),
             ""]
     cols = [a.split(".")[-1] for a in axes]
-    extra = (["err B-SNN", "err BNN"] if errs else []) + (["nJ B-SNN", "nJ BNN"] if energy else [])
-    lines = ["| " + " | ".join(cols + ["B-SNN", "BNN", "B-SNN - BNN [95% CI]", "p (t)", "n"] + extra + ["stop"]) + " |",
-             "|" + "---|" * (len(cols) + 6 + len(extra))]
+    pcols = []
+    for p in pairs:
+        pcols += [f"{pair_label(p)} [95% CI]", "p (t)" if len(pairs) == 1 else f"p (t) {pair_label(p)}"]
+    extra = ([f"err {l}" for l in labels] if errs else []) + ([f"nJ {l}" for l in labels] if energy else [])
+    header = cols + labels + pcols + ["n"] + extra + ["stop"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     pm = per_model.set_index(["point", "model"])
+    pr = paired.set_index(["point", "pair"]) if len(paired) else None
+    stops = res.get("stops")
     cell = lambda s: f"{_fmt_pct(s['mean'])} [{_fmt_pct(s['ci95_low'])}, {_fmt_pct(s['ci95_high'])}]"
     err = lambda s: f"{s['err_mean_lsb']:+.2f} / {s['err_rms_lsb']:.2f}" if not pd.isna(s.get("err_rms_lsb")) else "n/a"
-    for r in paired.itertuples():
-        vals = [f"{paired.loc[r.Index, a]}" for a in axes]
-        b, n = pm.loc[(r.point, "bsnn")], pm.loc[(r.point, "bnn")]
-        diff = f"{100 * r.diff_mean:+.2f} [{100 * r.diff_ci95_low:+.2f}, {100 * r.diff_ci95_high:+.2f}]" if r.n_pairs > 1 else (
-            f"{100 * r.diff_mean:+.2f}" if r.n_pairs else "n/a")
-        p = "n/a" if math.isnan(r.ttest_rel_p) else f"{r.ttest_rel_p:.2g}"
-        stop = getattr(r, "stop_reason", "") if "stop_reason" in paired.columns else ""
-        ecells = ([err(b), err(n)] if errs else []) + ([f"{b['energy_nj']:.0f}", f"{n['energy_nj']:.0f}"] if energy else [])
-        lines.append("| " + " | ".join(vals + [cell(b), cell(n), diff, p, str(r.n_pairs)] + ecells + [str(stop)]) + " |")
+    for pt, first in per_model.groupby("point", sort=True):
+        vals = [f"{first[a].iloc[0]}" for a in axes]
+        rows = [pm.loc[(pt, m)] for m in models]
+        pcells = []
+        for a, b in pairs:
+            r = pr.loc[(pt, f"{a}-{b}")]
+            diff = (f"{100 * r.diff_mean:+.2f} [{100 * r.diff_ci95_low:+.2f}, {100 * r.diff_ci95_high:+.2f}]" if r.n_pairs > 1
+                    else (f"{100 * r.diff_mean:+.2f}" if r.n_pairs else "n/a"))
+            pcells += [diff, "n/a" if math.isnan(r.ttest_rel_p) else f"{r.ttest_rel_p:.2g}"]
+        n = int(pr.loc[(pt, f"{pairs[0][0]}-{pairs[0][1]}")].n_pairs) if pairs else int(min(r["n"] for r in rows))
+        stop = stops.loc[pt, "reason"] if stops is not None and len(stops) and pt in stops.index else ""
+        ecells = ([err(r) for r in rows] if errs else []) + ([f"{r['energy_nj']:.0f}" for r in rows] if energy else [])
+        lines.append("| " + " | ".join(vals + [cell(r) for r in rows] + pcells + [str(n)] + ecells + [str(stop)]) + " |")
     return "\n".join(head + lines) + "\n"
 
 
@@ -209,7 +258,8 @@ def plot_axes(res: dict, out: Path) -> list[Path]:
             sel = pm
             for k, v in combo.items():
                 sel = sel[sel[k] == v]
-            for m, color in (("bsnn", "tab:blue"), ("bnn", "tab:orange")):
+            for m in res["models"]:
+                color = _color(res["models"], m)
                 s = sel[sel.model == m]
                 if numeric:
                     s = s.sort_values(paths[0])
@@ -217,11 +267,11 @@ def plot_axes(res: dict, out: Path) -> list[Path]:
                 else:  # e.g. chip.calibration.mode: categories in the scenario's order
                     s = s.assign(_x=s[paths[0]].map(categories.index)).sort_values("_x")
                     x = s["_x"]
-                ax.plot(x, 100 * s["mean"], "o-", color=color, label=f"{MODEL_LABEL[m]} (mean, 95% CI)")
+                ax.plot(x, 100 * s["mean"], "o-", color=color, label=f"{model_label(m)} (mean, 95% CI)")
                 ax.fill_between(x, 100 * s["ci95_low"].fillna(s["mean"]), 100 * s["ci95_high"].fillna(s["mean"]),
                                 color=color, alpha=0.2)
                 if m in refs:
-                    ax.axhline(100 * refs[m], color=color, ls="--", lw=1, label=f"{MODEL_LABEL[m]} noise-free")
+                    ax.axhline(100 * refs[m], color=color, ls="--", lw=1, label=f"{model_label(m)} noise-free")
             ax.set_xlabel(label)
             if not numeric:
                 ax.set_xticks(range(len(categories)), [str(c) for c in categories])
@@ -259,10 +309,13 @@ def plot_cases(res: dict, out: Path) -> list[Path]:
         sel = pm
         for k, v in combo.items():
             sel = sel[sel[k] == v]
-        for i, (m, color) in enumerate((("bsnn", "tab:blue"), ("bnn", "tab:orange"))):
+        k = len(res["models"])
+        width = 0.8 / k
+        for i, m in enumerate(res["models"]):
             s = sel[sel.model == m].set_index(CASE).reindex(cases)
             err = np.vstack([s["mean"] - s["ci95_low"].fillna(s["mean"]), s["ci95_high"].fillna(s["mean"]) - s["mean"]])
-            ax.bar(x + (i - 0.5) * 0.4, 100 * s["mean"], 0.4, yerr=100 * err, color=color, capsize=2, label=MODEL_LABEL[m])
+            ax.bar(x + (i - (k - 1) / 2) * width, 100 * s["mean"], width, yerr=100 * err, color=_color(res["models"], m),
+                   capsize=2, label=model_label(m))
         ax.set_xticks(x, cases, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(", ".join(f"{k.split('.')[-1]}={v}" for k, v in combo.items()), fontsize=9)
@@ -286,11 +339,12 @@ def plot_energy(res: dict, out: Path) -> list[Path]:
     if pm.empty or "energy_nj" not in pm:
         return []
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
-    for m, color in (("bsnn", "tab:blue"), ("bnn", "tab:orange")):
+    for m in res["models"]:
+        color = _color(res["models"], m)
         s = pm[pm.model == m]
         ax.errorbar(s["energy_nj"] / 1e3, 100 * s["mean"], yerr=[100 * (s["mean"] - s["ci95_low"].fillna(s["mean"])),
                     100 * (s["ci95_high"].fillna(s["mean"]) - s["mean"])], fmt="o", color=color, alpha=0.8, capsize=2,
-                    label=f"{MODEL_LABEL[m]} (each sweep point)")
+                    label=f"{model_label(m)} (each sweep point)")
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference on the chip (uJ)")
     ax.set_ylabel("test accuracy (%)")
@@ -336,7 +390,8 @@ def write_report(directory: str | Path) -> dict:
     _atomic(out / TRIALS_FILE, lambda t: res["trials"].to_parquet(t, index=False))
     pm = res["per_model"].copy()
     pr = res["paired"].copy()
-    pr["model"] = "bsnn-bnn"
+    if len(pr):
+        pr["model"] = pr.pop("pair")  # a - b
     summary = pd.concat([pm, pr.rename(columns={"diff_mean": "mean", "diff_std": "std", "diff_ci95_low": "ci95_low",
                                                 "diff_ci95_high": "ci95_high", "n_pairs": "n"})], ignore_index=True)
     _atomic(out / "summary.csv", lambda t: summary.sort_values(["point", "model"]).to_csv(t, index=False))

@@ -30,7 +30,7 @@ from .scenario import Scenario, ScenarioError, resolve_checkpoint, scenario_hash
 from .stats import t_halfwidth
 from .store import ResultsStore
 
-MODELS = ("bsnn", "bnn")
+KINDS = ("bsnn", "bnn")  # what a chip runs; the models named bsnn / bnn must be of that kind
 
 
 def chip_seed(sc: Scenario, trial: int) -> int:
@@ -50,13 +50,18 @@ class Prepared:
     points: list[Point]
     device: torch.device
 
+    @property
+    def models(self) -> list[str]:
+        """The scenario's model names, in its order."""
+        return list(self.programs)
+
 
 def prepare(sc: Scenario, base_dir: Path, out: str | Path | None = None) -> Prepared:
     """Resolve checkpoints, fold them and validate everything before anything is written."""
     problems, ckpts = [], {}
-    for m in MODELS:
+    for m in sc.models.names:
         try:
-            ckpts[m] = resolve_checkpoint(getattr(sc.models, m), base_dir, sc.models.hint)
+            ckpts[m] = resolve_checkpoint(sc.models.checkpoint(m), base_dir, sc.models.hint)
         except ScenarioError as exc:
             problems.append(str(exc))
     if problems:
@@ -72,11 +77,12 @@ def prepare(sc: Scenario, base_dir: Path, out: str | Path | None = None) -> Prep
             prog = fold_checkpoint(p)
         except (CheckpointError, ValueError) as exc:  # unreadable, or not a model the chip runs
             raise ScenarioError(f"models.{m}: {exc}") from None
-        if prog.kind != m:
+        if m in KINDS and prog.kind != m:
             raise ScenarioError(f"models.{m}: {p} holds a {prog.kind!r} model, not a {m!r} one")
         programs[m], hashes[m] = prog, file_sha256(p)
-    if programs["bsnn"].num_classes != programs["bnn"].num_classes:
-        raise ScenarioError("models: the B-SNN and BNN checkpoints have different numbers of classes")
+    classes = {m: prog.num_classes for m, prog in programs.items()}
+    if len(set(classes.values())) > 1:
+        raise ScenarioError(f"models: the checkpoints have different numbers of classes ({classes})")
     for m, prog in programs.items():  # each model's own data set (a BNN of another data set fails later otherwise)
         ds = prog.meta.get("dataset")
         if ds is not None and ds != sc.dataset.name:
@@ -138,6 +144,12 @@ class StopRule:
     def __init__(self, sc: Scenario):
         self.adaptive = sc.adaptive if sc.adaptive.ci_target is not None else None
         self.planned = self.adaptive.max_trials if self.adaptive else sc.trials
+        self.models = sc.models.names
+        self.pair = sc.pairs[0] if sc.pairs else None  # the difference the adaptive rule stops on
+
+    def difference(self, accuracy: dict[str, float]) -> float:
+        """One trial's paired difference a - b of the first compare pair (0 when nothing is compared)."""
+        return accuracy[self.pair[0]] - accuracy[self.pair[1]] if self.pair else 0.0
 
     def stop_index(self, diffs: dict[int, float]) -> int | None:
         """Number of trials the point keeps, once known (None: more trials needed)."""
@@ -164,11 +176,11 @@ class StopRule:
 def trial_rows(prep: Prepared, point: Point, psc: Scenario, trials: list[int], data, versions: str) -> list[dict]:
     """The unit of work: chip instances ``trials`` of one point, both models on the same chips."""
     seeds = [chip_seed(prep.scenario, t) for t in trials]
-    res = {m: _evaluate(prep, m, psc, seeds, data) for m in MODELS}
+    res = {m: _evaluate(prep, m, psc, seeds, data) for m in prep.models}
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = []
     for i, t in enumerate(trials):
-        for m in MODELS:
+        for m in prep.models:
             r = res[m][i]
             energy = inference_energy(point_program(prep, m, psc), psc.chip, r.activity, r.spike_rates,
                                       poisson_rate(data.images, prep.programs[m].image_size)).to_dict()
@@ -181,9 +193,10 @@ def trial_rows(prep: Prepared, point: Point, psc: Scenario, trials: list[int], d
     return rows
 
 
-def _diffs(stored: dict[int, dict[str, float]]) -> dict[int, float]:
-    """Paired B-SNN - BNN differences of the trials whose two models are both stored."""
-    return {t: a["bsnn"] - a["bnn"] for t, a in stored.items() if all(m in a for m in MODELS)}
+def _diffs(stored: dict[int, dict[str, float]], rule: "StopRule") -> dict[int, float]:
+    """The first compare pair's differences (0 where nothing is compared) of the trials whose models
+    are all stored."""
+    return {t: rule.difference(a) for t, a in stored.items() if all(m in a for m in rule.models)}
 
 
 def point_config(psc: Scenario) -> dict:
@@ -196,12 +209,12 @@ def open_store(prep: Prepared, base_data) -> ResultsStore:
     """The results store of the sweep, with its points and the noise-free reference accuracies."""
     sc = prep.scenario
     doc = {"scenario": sc.model_dump(mode="json"), "checkpoints": {m: str(p) for m, p in prep.checkpoints.items()},
-           "checkpoint_sha256": prep.hashes}
+           "checkpoint_sha256": prep.hashes, "models": prep.models}
     store = ResultsStore(prep.out, prep.digest, doc)
     try:
         store.add_points([(p.index, p.key, p.params, point_config(point_scenario(sc, p))) for p in prep.points])
         ref = store.reference()
-        for m in MODELS:
+        for m in prep.models:
             if m not in ref:
                 store.set_reference(m, evaluate_xnor(prep.programs[m], base_data, input_seed=sc.input_seed), prep.hashes[m])
     except BaseException:
@@ -243,9 +256,11 @@ class PointState:
         self.in_flight -= 1
         if self.stop is not None:  # run ahead of a stop already decided
             return []
-        acc = {(r["trial"], r["model"]): r["accuracy"] for r in rows}
-        for t in {r["trial"] for r in rows}:
-            self.diffs[t] = acc[t, "bsnn"] - acc[t, "bnn"]
+        acc: dict[int, dict[str, float]] = {}
+        for r in rows:
+            acc.setdefault(r["trial"], {})[r["model"]] = r["accuracy"]
+        for t, a in acc.items():
+            self.diffs[t] = self.rule.difference(a)
         if not self.rule.adaptive:
             return rows
         for r in rows:
@@ -266,7 +281,7 @@ class PointState:
 
 def chips_per_block(prep: Prepared) -> int:
     sc = prep.scenario
-    return sc.run.chips_per_pass or (auto_k(prep.programs["bsnn"], sc.run.batch_size, prep.device, sc.chip.array)
+    return sc.run.chips_per_pass or (min(auto_k(p, sc.run.batch_size, prep.device, sc.chip.array) for p in prep.programs.values())
                                      if sc.run.engine == "fast" else 1)
 
 
@@ -278,9 +293,9 @@ def start_sweep(prep: Prepared, progress: bool):
     base_data = _load_data(sc, sc.dataset.limit)  # fail on data before writing anything
     store = open_store(prep, base_data)
     rule = StopRule(sc)
-    states = [PointState(p, rule, _diffs(store.point_accuracies(p.index))) for p in prep.points]
+    states = [PointState(p, rule, _diffs(store.point_accuracies(p.index), rule)) for p in prep.points]
     already = sum(len(s.diffs) for s in states)
-    bar = tqdm(total=len(prep.points) * rule.planned, initial=already, desc=f"{sc.name}: chip pairs", unit="pair",
+    bar = tqdm(total=len(prep.points) * rule.planned, initial=already, desc=f"{sc.name}: chips", unit="chip",
                disable=not progress, mininterval=1.0, dynamic_ncols=True)
     return store, base_data, states, bar
 
@@ -310,7 +325,7 @@ def run_sweep(prep: Prepared, *, progress: bool = True, log=print) -> ResultsSto
             while block := st.next_block(K):
                 rows = st.finish(trial_rows(prep, st.point, psc, block, data, versions))
                 store.add_trials(rows)
-                bar.update(len(rows) // len(MODELS))
+                bar.update(len(rows) // len(prep.models))
             finish_point(store, st, bar)
     except BaseException:
         store.close()  # what is stored stays; the directory's lock is released

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -50,10 +51,51 @@ class DatasetSpec(_Strict):
         return v
 
 
-class ModelsSpec(_Strict):
-    bsnn: str = Field(..., description="B-SNN checkpoint: a path (relative to the scenario file) or shipped:<name>")
-    bnn: str = Field(..., description="BNN checkpoint")
+def compare_pairs(models: list[str], compare) -> list[tuple[str, str]]:
+    """The paired differences a - b a sweep reports: ``compare`` as given, else B-SNN - BNN where
+    both are models (the one rule, for scenarios and for stored results)."""
+    if compare is not None:
+        return [(str(a), str(b)) for a, b in compare]
+    return [("bsnn", "bnn")] if {"bsnn", "bnn"} <= set(models) else []
+
+
+def model_order(names: list[str]) -> list[str]:
+    """The order of a sweep's models in every table and plot: ``bsnn``, ``bnn``, then the rest as given."""
+    return sorted(names, key=lambda m: (m != "bsnn", m != "bnn"))
+
+
+_MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+class ModelsSpec(BaseModel):
+    """The models of a sweep, by name: ``{name: checkpoint, ...}`` (a path relative to the scenario
+    file, or ``shipped:<name>``), any number of them, all run on the same chip instances. The names
+    ``bsnn`` and ``bnn`` must hold a B-SNN and a BNN (the default comparison); ``hint`` is not a
+    model: how to obtain missing checkpoints (shown in the error)."""
+
+    model_config = ConfigDict(extra="allow")
     hint: str = Field("", description="how to obtain the checkpoints when they are missing (shown in the error)")
+
+    @model_validator(mode="after")
+    def _names(self):
+        names = list(self.model_extra or {})
+        if not names:
+            raise ValueError("name at least one model: models: {name: checkpoint, ...}")
+        for n in names:
+            if not _MODEL_NAME.match(n):
+                raise ValueError(f"model name {n!r}: use lower-case letters, digits and _ (at most 32, a letter first)")
+            v = self.model_extra[n]
+            if not isinstance(v, str) or not v:
+                raise ValueError(f"{n}: expected a checkpoint path or shipped:<name>, got {v!r}")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        """The model names: B-SNN and BNN first, then the others in the order the scenario gives them."""
+        return model_order(list(self.model_extra or {}))
+
+    def checkpoint(self, name: str) -> str:
+        return self.model_extra[name]
 
 
 class Axis(_Strict):
@@ -107,7 +149,7 @@ class SweepSpec(_Strict):
 
 class AdaptiveSpec(_Strict):
     ci_target: Optional[float] = Field(None, gt=0, le=1, description="stop a point once the 95% CI half-width of the "
-                                                                    "paired B-SNN - BNN accuracy difference is below this")
+                                                                    "paired accuracy difference of the first compare pair (default B-SNN - BNN) is below this")
     min_trials: int = Field(4, ge=2, le=100000)
     max_trials: int = Field(64, ge=2, le=100000)
 
@@ -155,13 +197,38 @@ class Scenario(_Strict):
     sweep: SweepSpec = Field(default_factory=SweepSpec)
     trials: int = Field(8, ge=1, le=100000, description="chip instances per sweep point")
     adaptive: AdaptiveSpec = Field(default_factory=AdaptiveSpec)
+    compare: Optional[list[tuple[str, str]]] = Field(
+        None, description="paired differences to report, [[a, b], ...] = a - b on the same chips; the first one is what "
+        "adaptive.ci_target stops on; default [[bsnn, bnn]] where both are models, else none")
     run: RunSpec = Field(default_factory=RunSpec)
     output: str = Field("results/sweep", description="output directory (relative to the working directory)")
 
+    @model_validator(mode="after")
+    def _compare(self):
+        names = self.models.names
+        for i, (a, b) in enumerate(self.compare or []):
+            for n in (a, b):
+                if n not in names:
+                    raise ValueError(f"compare[{i}]: {n!r} is not a model of this scenario (models: {', '.join(names)})")
+            if a == b:
+                raise ValueError(f"compare[{i}]: a model compared with itself ({a!r})")
+        if self.adaptive.ci_target is not None and not self.pairs:
+            raise ValueError("adaptive.ci_target stops on the first compare pair: give compare: [[a, b]]")
+        return self
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """The paired differences reported (a - b), in order."""
+        return compare_pairs(self.models.names, self.compare)
+
     def result_defining(self) -> dict:
-        """The parts that determine the numbers (not trials, run settings, output or names)."""
+        """The parts that determine the numbers (not trials, run settings, output or names; the
+        comparison only where it decides how many trials an adaptive point runs)."""
         d = self.model_dump(mode="json")
-        return {k: d[k] for k in ("seed", "input_seed", "dataset", "chip", "inference", "sweep")}
+        out = {k: d[k] for k in ("seed", "input_seed", "dataset", "chip", "inference", "sweep")}
+        if self.adaptive.ci_target is not None and self.pairs[:1] != [("bsnn", "bnn")]:
+            out["stop_pair"] = list(self.pairs[0])
+        return out
 
 
 # ------------------------------------------------------------------------------- errors
