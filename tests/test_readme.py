@@ -60,9 +60,11 @@ def tiny(cmd: str, i: int, tmp: Path) -> list[str]:
     elif argv[1:2] == ["eval"]:
         argv += ["--limit", "16"]
     elif argv[1:2] == ["sweep"] and "--dry-run" not in argv:
-        argv += ["--limit", "8", "--trials", "2", "--out", str(tmp / f"sweep-{i}")]
+        argv += ["--limit", "4", "--trials", "1", "--out", str(tmp / f"sweep-{i}")]
+    elif argv[1:2] == ["energy"]:
+        argv += ["--images", "8"]
     elif argv[1:2] == ["examples/stt_mram_chip.py"]:
-        argv += ["--images", "10"]
+        argv += ["--images", "4"]
     return argv
 
 
