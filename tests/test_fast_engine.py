@@ -29,6 +29,8 @@ CONFIGS = {
     "rram-drift": AnalogConfig(device=RramDevice(relaxation_sigma=0.02), sense_amp=SenseAmpConfig(offset_sigma_v=0.01),
                                t_inference_s=3600.0),
     "aihwkit-pcm": AnalogConfig(device=AihwkitPcmDevice(), t_inference_s=100.0),
+    # a device without drift read an hour after programming: both engines apply the one drift rule
+    "stt-after-an-hour": AnalogConfig(device=SttMramDevice(sigma_r_p=0.05, sigma_r_ap=0.05), t_inference_s=3600.0),
     "small-arrays": AnalogConfig(device=SttMramDevice(sigma_r_p=0.04), array={"rows": 24, "cols": 40}),
 }
 
@@ -183,3 +185,31 @@ def test_sensing_in_chunks_of_samples_changes_no_bit(kind, monkeypatch):
         assert torch.equal(a.predictions, b.predictions) and a.spike_rates == b.spike_rates
         assert a.errors == b.errors and a.activity == b.activity
     assert not torch.equal(runs["0"][0].predictions, runs["0"][1].predictions) or runs["0"][0].errors != runs["0"][1].errors
+
+
+def test_a_new_drifting_device_drifts_on_both_engines(monkeypatch):
+    """A device model that only overrides ``drift`` (here: every conductance loses 10 % by the time of
+    inference) drifts the same on the fast engine as on aihwkit's tiles -- one drift rule, no list of
+    the models that drift -- and the drift changes what the chip computes."""
+    from imcnoise.imc.engines import analog
+    from imcnoise.imc.physics.devices import SttMramNoiseModel
+
+    class Fading(SttMramNoiseModel):
+        def drift(self, g_prog, t_inference, relaxation):
+            return g_prog * 0.9
+
+    monkeypatch.setattr(analog, "make_noise_model", lambda device: Fading(device))
+    cfg = AnalogConfig(device=SttMramDevice(sigma_r_p=0.03, sigma_r_ap=0.03), sense_amp=SenseAmpConfig(offset_sigma_lsb=0.0),
+                       calibration={"mode": "nominal"}, t_inference_s=60.0)
+    prog = fold_model(calibrated_model("bnn", negative_gamma=0.3))
+    d = fmnist("test", 6)
+    fast = FastChipBatch(prog, cfg, [3])
+    chip = AnalogChip(prog, cfg, 3)
+    l = prog.xnor_layers[0].index
+    assert torch.equal(fast.state[l].weights.w_a[0], chip.state[l].weights.w_a)
+    a = evaluate(fast, d, keep_predictions=True, error_stats=True)[0]
+    b = evaluate(chip, d, keep_predictions=True, error_stats=True)[0]
+    assert torch.equal(a.predictions, b.predictions) and a.errors == b.errors
+    monkeypatch.setattr(analog, "make_noise_model", lambda device: SttMramNoiseModel(device))
+    fresh = FastChipBatch(prog, cfg, [3])
+    assert not torch.equal(fresh.state[l].weights.w_a[0], fast.state[l].weights.w_a[0])

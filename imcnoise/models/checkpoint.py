@@ -24,6 +24,27 @@ FORMAT = "imcnoise-checkpoint"
 FORMAT_VERSION = 1
 
 
+SHIPPED_PREFIX = "shipped:"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"  # the checkpoints that come with imcnoise
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped checkpoints (``shipped:<name>``)."""
+    return sorted(d.name for d in SHIPPED_DIR.iterdir() if (d / "model.pt").is_file()) if SHIPPED_DIR.is_dir() else []
+
+
+def shipped_checkpoint(ref: str) -> Path | None:
+    """The file of ``shipped:<name>`` (None when ``ref`` names no shipped checkpoint but a path);
+    CheckpointError listing the shipped ones where ``<name>`` is not among them."""
+    if not ref.startswith(SHIPPED_PREFIX):
+        return None
+    name = ref[len(SHIPPED_PREFIX):]
+    p = SHIPPED_DIR / name / "model.pt"
+    if not p.is_file():
+        raise CheckpointError(f"shipped checkpoint {name!r} not found; shipped: {', '.join(shipped_names()) or 'none'}")
+    return p
+
+
 class CheckpointError(ValueError):
     pass
 

@@ -20,11 +20,10 @@ from .. import yamlio
 from ..data.registry import DATASETS
 from ..imc import AnalogConfig
 from ..imc.config import format_validation_error, read_chip_section
+from ..models.checkpoint import SHIPPED_DIR, SHIPPED_PREFIX, CheckpointError, shipped_checkpoint  # noqa: F401 (re-exported)
 
-SHIPPED_PREFIX = "shipped:"
 SWEEPABLE_ROOTS = ("chip", "inference")
 SWEEPABLE_FIELDS = ("dataset.limit", "input_seed")
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 
 Scalar = Union[bool, int, float, str, None]
 
@@ -369,13 +368,12 @@ def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
 
 
 def resolve_checkpoint(ref: str, base_dir: Path, hint: str = "") -> Path:
-    if ref.startswith(SHIPPED_PREFIX):
-        name = ref[len(SHIPPED_PREFIX):]
-        p = SHIPPED_DIR / name / "model.pt"
-        if not p.is_file():
-            avail = sorted(d.name for d in SHIPPED_DIR.iterdir() if (d / "model.pt").is_file()) if SHIPPED_DIR.is_dir() else []
-            raise ScenarioError(f"models: shipped checkpoint {name!r} not found; shipped: {', '.join(avail) or 'none'}")
-        return p
+    try:
+        shipped = shipped_checkpoint(ref)
+    except CheckpointError as exc:
+        raise ScenarioError(f"models: {exc}") from None
+    if shipped is not None:
+        return shipped
     p = Path(ref)
     if not p.is_absolute():
         cand = [base_dir / p, Path.cwd() / p]

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from ..data import load_dataset
 from ..data.transforms import NORMALIZATION, random_crop_flip
 from ..models.binary import BinaryConv2d, BinaryLinear
-from ..models.checkpoint import atomic_torch_save, load_checkpoint, package_versions, save_checkpoint
+from ..models.checkpoint import (CheckpointError, atomic_torch_save, load_checkpoint, package_versions, save_checkpoint,
+                                shipped_checkpoint)
 from ..models.inputs import model_input
 from ..models.vgg import BinaryVGG11, ModelConfig
 from ..seeding import derive_seed, generator
@@ -75,8 +76,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def resolve_model_path(ref: str, field: str) -> Path:
     """``shipped:<name>`` (a shipped checkpoint), or a path relative to the working directory or,
     failing that, to the repository root (where the presets' paths start)."""
-    if ref.startswith("shipped:"):
-        p = Path(__file__).resolve().parents[1] / "checkpoints" / ref[len("shipped:"):] / "model.pt"
+    try:
+        shipped = shipped_checkpoint(ref)
+    except CheckpointError as exc:
+        raise ValueError(f"--{field.replace('_', '-')}={ref!r}: {exc}") from None
+    if shipped is not None:
+        p = shipped
     else:
         p = Path(ref)
         if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():

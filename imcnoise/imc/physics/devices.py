@@ -24,11 +24,18 @@ from .cell import XnorPairConverter
 from .noise import normals_at, stream_counters, stream_key, uniforms_at
 
 
-def draw_key() -> int:
-    """A 63-bit key from torch's global generator: the one global draw of a programming call,
-    which the engines seed per sub-array (:func:`program_conductances`, the aihwkit engine); the
-    devices' numbers then come from counter-based streams of that key (:mod:`.noise`)."""
-    return int(torch.randint(0, 2 ** 62, (1,), dtype=torch.int64))
+def draw_key(generator: torch.Generator | None = None) -> int:
+    """A 63-bit key from torch's global generator (or ``generator``): the one global draw of a
+    programming call, which the engines seed per sub-array (:func:`program_conductances`, the
+    aihwkit engine); the devices' numbers then come from counter-based streams of that key
+    (:mod:`.noise`). A second call gives the key of the drift's draws."""
+    return int(torch.randint(0, 2 ** 62, (1,), dtype=torch.int64, generator=generator))
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator in the state torch's global one has after ``manual_seed(seed)``: the keys
+    :func:`draw_key` draws there, without touching the global state (:func:`program_many`)."""
+    return torch.Generator().manual_seed(seed)
 
 
 class TwoStateNoiseModel(BaseNoiseModel):
@@ -89,9 +96,20 @@ class TwoStateNoiseModel(BaseNoiseModel):
         variation = stream_counters(stream_key(key, "variation"), n, g_target.device).view(g_target.shape)
         return self.program(g_target, stuck, variation)
 
+    def drift_draws(self, t_inference: float) -> bool:
+        """Whether the drift after ``t_inference`` s draws random numbers (a second key per sub-array)."""
+        return False
+
+    def drift(self, g_prog: torch.Tensor, t_inference: float, relaxation: torch.Tensor | None) -> torch.Tensor:
+        """Conductances (uS) after ``t_inference`` s (``relaxation``: stream counters of its draws,
+        when :meth:`drift_draws`); none here. Both engines call this one method."""
+        return g_prog
+
     @torch.no_grad()
     def apply_drift_noise_to_conductance(self, g_prog, drift_noise_param, t_inference: float) -> torch.Tensor:
-        return g_prog
+        relax = stream_counters(stream_key(draw_key(), "relaxation"), g_prog.numel(), g_prog.device).view(g_prog.shape) \
+            if self.drift_draws(t_inference) else None
+        return self.drift(g_prog, t_inference, relax)
 
 
 class SttMramNoiseModel(TwoStateNoiseModel):
@@ -113,6 +131,9 @@ class RramNoiseModel(TwoStateNoiseModel):
         super().__init__(cfg.g_on_siemens * 1e6, cfg.g_off_siemens * 1e6, cfg.sigma_lrs, cfg.sigma_hrs, cfg.p_stuck_lrs, cfg.p_stuck_hrs)
         self.drift_nu, self.drift_t0_s, self.relaxation_sigma = cfg.drift_nu, cfg.drift_t0_s, cfg.relaxation_sigma
 
+    def drift_draws(self, t_inference: float) -> bool:
+        return t_inference > self.drift_t0_s and self.relaxation_sigma > 0
+
     def drift(self, g_prog: torch.Tensor, t_inference: float, relaxation: torch.Tensor | None) -> torch.Tensor:
         """Conductances (uS) after ``t_inference`` s; ``relaxation``: stream counters of the spread's draws."""
         if t_inference <= self.drift_t0_s:
@@ -122,13 +143,6 @@ class RramNoiseModel(TwoStateNoiseModel):
         if self.relaxation_sigma > 0:
             g = g * torch.exp(self.relaxation_sigma * math.sqrt(decades) * normals_at(relaxation).to(g.dtype))
         return g
-
-    @torch.no_grad()
-    def apply_drift_noise_to_conductance(self, g_prog, drift_noise_param, t_inference: float) -> torch.Tensor:
-        needs = t_inference > self.drift_t0_s and self.relaxation_sigma > 0
-        relax = stream_counters(stream_key(draw_key(), "relaxation"), g_prog.numel(), g_prog.device).view(g_prog.shape) \
-            if needs else None
-        return self.drift(g_prog, t_inference, relax)
 
 
 def make_noise_model(device) -> BaseNoiseModel:
@@ -169,21 +183,20 @@ def program_many(noise_model: BaseNoiseModel, targets: list[torch.Tensor], seeds
     compute every draw from its sub-array's seed and its position), in a few tensor operations."""
     if not isinstance(noise_model, TwoStateNoiseModel):
         return [program_conductances(noise_model, t, s, t_inference) for t, s in zip(targets, seeds)]
-    relax = isinstance(noise_model, RramNoiseModel) and t_inference > noise_model.drift_t0_s and noise_model.relaxation_sigma > 0
+    relax = t_inference > 0 and noise_model.drift_draws(t_inference)
     stuck, variation, relaxation = [], [], []
     for t, seed in zip(targets, seeds):
-        g = torch.Generator().manual_seed(seed)  # the draws of draw_key() after seeding the CPU generator
-        key = int(torch.randint(0, 2 ** 62, (1,), dtype=torch.int64, generator=g))
+        g = seeded_generator(seed)  # the keys draw_key() gives after seeding the global generator
+        key = draw_key(g)
         stuck.append(stream_counters(stream_key(key, "stuck"), t.numel()))
         variation.append(stream_counters(stream_key(key, "variation"), t.numel()))
         if relax:
-            relaxation.append(stream_counters(stream_key(int(torch.randint(0, 2 ** 62, (1,), dtype=torch.int64, generator=g)),
-                                                         "relaxation"), t.numel()))
+            relaxation.append(stream_counters(stream_key(draw_key(g), "relaxation"), t.numel()))
     conv = noise_model.g_converter
     flat = torch.cat([t.reshape(-1) for t in targets])
     g = noise_model.program(conv.convert_to_conductances(flat)[0][0], torch.cat(stuck), torch.cat(variation))
     g = conv.convert_back_to_weights([g], {})
-    if isinstance(noise_model, RramNoiseModel) and t_inference > 0:  # aihwkit's drift_weights: to uS and back
+    if t_inference > 0:  # aihwkit's drift_weights (every engine): to uS, the model's drift, and back
         g = noise_model.drift(conv.convert_to_conductances(g)[0][0], t_inference, torch.cat(relaxation) if relax else None)
         g = conv.convert_back_to_weights([g], {})
     return [x.view(t.shape) for x, t in zip(g.split([t.numel() for t in targets]), targets)]
