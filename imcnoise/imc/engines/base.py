@@ -20,8 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...models.encoding import poisson_spikes
-from ...models.inputs import pad_images
+from ...models.inputs import encode_images
 from ...models.metrics import EvalResult, iter_batches
 from ...models.neurons import if_multistep, neuronal_charge, neuronal_fire, neuronal_reset
 from ...models.vgg import Recording
@@ -145,14 +144,8 @@ class Engine:
     def input(self, images_u8: torch.Tensor, index: torch.Tensor, input_seed: int) -> torch.Tensor:
         """``[T, B, C, H, W]``: Poisson spikes (B-SNN, keyed by image index) or the normalised image (BNN)."""
         p = self.program
-        images_u8 = pad_images(images_u8.to(self.device), p.image_size)
-        if p.kind == "bsnn":
-            return poisson_spikes(images_u8, index, p.timesteps, input_seed, dtype=torch.float64)
-        x = images_u8.double() / 255.0
-        c = x.shape[1]
-        mean = torch.tensor(p.input_mean, dtype=torch.float64, device=x.device).expand(c).view(1, c, 1, 1)
-        std = torch.tensor(p.input_std, dtype=torch.float64, device=x.device).expand(c).view(1, c, 1, 1)
-        return ((x - mean) / std).unsqueeze(0)
+        return encode_images(p.kind, p.timesteps, p.image_size, p.input_mean, p.input_std, images_u8.to(self.device),
+                             index, input_seed, dtype=torch.float64)
 
     def first_layer(self, x: torch.Tensor) -> torch.Tensor:
         """Digital FP conv + batch norm + neuron (the float model's torch ops, in fp64): bits ``[T, B, C, H, W]``."""
