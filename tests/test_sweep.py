@@ -123,7 +123,7 @@ def test_wrong_model_kind_and_missing_data_are_refused(tmp_path, ckpts):
 
 def test_same_seed_gives_identical_parquet_and_paired_stats_match_hand_computation(tmp_path, ckpts):
     outs = []
-    for name, extra in (("a", ["--chips", "2", "--batch-size", "12"]), ("b", ["--chips", "3", "--batch-size", "7"])):
+    for name, extra in (("a", ["--chips-per-pass", "2", "--batch-size", "12"]), ("b", ["--chips", "3", "--batch-size", "7"])):
         f = write_scenario(tmp_path / f"{name}.yaml", ckpts)
         r = run_cli(f, "--out", tmp_path / name, *extra)
         assert r.exit_code == 0, r.output

@@ -198,7 +198,9 @@ def sweep(
     engine: Optional[str] = typer.Option(None, help="fast (default) | aihwkit (reference path)"),
     ci_target: Optional[float] = typer.Option(None, help="adaptive trials: stop a point at this 95% CI half-width of the paired difference"),
     min_trials: Optional[int] = typer.Option(None), max_trials: Optional[int] = typer.Option(None),
-    chips: Optional[int] = typer.Option(None, help="chip instances per pass of the fast engine (default: from memory)"),
+    chips: Optional[int] = typer.Option(None, "--chips-per-pass", "--chips",
+                                        help="chip instances stacked per pass of the fast engine (default: from memory; "
+                                             "not the number of chips: that is --trials)"),
     batch_size: Optional[int] = typer.Option(None, help="images per pass"),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda"),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads (of each Dask worker with --workers / --scheduler)"),

@@ -1,7 +1,7 @@
 """Sense path of a layer's lines (one per sensing and row): read noise, residual buffer, comparator, ADC.
 
 One small function per physical effect (:func:`slot_counts`, :func:`read_noise_scale`,
-:func:`hold_gain`, :func:`remove_baseline`, :func:`add_noise_`, :func:`adc`, :func:`clip`,
+:func:`hold_with_gain_and_droop`, :func:`remove_baseline`, :func:`add_noise_`, :func:`adc`, :func:`clip`,
 :func:`popcount`, :func:`add_sensings`); :func:`sense` applies them in the order the circuit does,
 in fused loops over a layer's reads (:class:`imcnoise.runtime.compiled`): the per-read normals come from their
 counters (:mod:`.noise`), and the sensings of a row are added digitally at its end. The pointwise
@@ -19,7 +19,7 @@ Per-read noise adds as a rounded-once multiply-add (:func:`add_noise_`: torch's 
 
 Residual layers (paper Sec. III, eq. 11) read two time slots: the tau1 MAC is held on a capacitor
 -- static gain mismatch, droop exp(-t/RC) and kT/C noise act on the whole held signal, baseline
-included (:func:`hold_gain`, then kT/C) -- then the tau2 MAC is added and the sum is sensed once. When every effect
+included (:func:`hold_with_gain_and_droop`, then kT/C) -- then the tau2 MAC is added and the sum is sensed once. When every effect
 is off the sum is exact. The bitwise scheme has no analog path: each slot's popcount is exact
 digital logic, with the latches' per-read decision noise as one normal per count
 (:func:`popcount`).
@@ -140,7 +140,7 @@ def read_noise_scale(std: torch.Tensor, lsb: torch.Tensor) -> torch.Tensor:
     return std / lsb
 
 
-def hold_gain(v: torch.Tensor, gain_droop: torch.Tensor) -> torch.Tensor:
+def hold_with_gain_and_droop(v: torch.Tensor, gain_droop: torch.Tensor) -> torch.Tensor:
     """The residual buffer holding the tau1 MAC: static gain mismatch x droop (its kT/C noise then
     adds, :func:`add_noise_`)."""
     return v * gain_droop
@@ -203,7 +203,7 @@ def _segment(v: torch.Tensor, ops: tuple, a: dict) -> torch.Tensor:
         if op == "counts":
             v = slot_counts(v, a["lsb"])
         elif op == "hold":
-            v = hold_gain(v, a["gain"])
+            v = hold_with_gain_and_droop(v, a["gain"])
         elif op == "add_slot":
             v = v + slot_counts(a["s1"], a["lsb"])
         elif op == "shift":
