@@ -231,7 +231,7 @@ def sweep(
             typer.echo(plan(prep))
             raise typer.Exit()
         typer.echo(f"{sc.name}: {len(prep.points)} sweep points x {sc.trials if sc.adaptive.ci_target is None else 'adaptive'} "
-                   f"chip instances x 2 models, {sc.run.engine} engine on {prep.device}, output {prep.out}"
+                   f"chip instances x {len(prep.models)} models, {sc.run.engine} engine on {prep.device}, output {prep.out}"
                    + (f", Dask: {sc.run.workers} local workers" if sc.run.workers else "")
                    + (f", Dask scheduler {sc.run.scheduler}" if sc.run.scheduler else ""))
         if cluster:

@@ -1,6 +1,6 @@
 """Sweeps on a Dask distributed cluster: a local one (``--workers N``) or an existing one (``--scheduler``).
 
-The unit of work is one sweep point x a block of chip seeds, both models (:func:`run_block`). A
+The unit of work is one sweep point x a block of chip seeds, every model (:func:`run_block`). A
 worker prepares a scenario once -- resolves and folds the checkpoints (checked against their
 SHA-256), loads the data set -- and keeps it for every later block (keyed by the scenario's hash).
 The client process is the only writer of ``results.sqlite``: it stores rows as blocks finish, so a
@@ -62,7 +62,7 @@ def _worker_state(spec: dict):
 
 
 def run_block(spec: dict, point_index: int, trials: list[int]) -> list[dict]:
-    """On a worker: chip instances ``trials`` of point ``point_index``, both models; the rows to store."""
+    """On a worker: chip instances ``trials`` of point ``point_index``, every model; the rows to store."""
     prep, base_data, versions = _worker_state(spec)
     point = prep.points[point_index]
     psc = point_scenario(prep.scenario, point)

@@ -4,7 +4,7 @@
 * ``summary.csv`` / ``summary.md``: per point and model mean, std, 95 % CI (:mod:`.stats`), n; per
   point the paired B-SNN - BNN difference with its 95 % CI, a paired t-test and a Wilcoxon
   signed-rank test (scipy.stats), and why the point stopped adding trials;
-* ``accuracy_vs_<axis>.png``: both models with 95 % CI bands and their noise-free accuracy.
+* ``accuracy_vs_<axis>.png``: every model with 95 % CI bands and their noise-free accuracy.
 
 :func:`load_results` returns the same DataFrames for notebooks.
 """
@@ -291,7 +291,7 @@ def plot_axes(res: dict, out: Path) -> list[Path]:
 
 
 def plot_cases(res: dict, out: Path) -> list[Path]:
-    """Bars per case (both models, 95 % CI), one panel per combination of the other axes."""
+    """Bars per case (every model, 95 % CI), one panel per combination of the other axes."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -174,7 +174,7 @@ class StopRule:
 
 
 def trial_rows(prep: Prepared, point: Point, psc: Scenario, trials: list[int], data, versions: str) -> list[dict]:
-    """The unit of work: chip instances ``trials`` of one point, both models on the same chips."""
+    """The unit of work: chip instances ``trials`` of one point, every model on the same chips."""
     seeds = [chip_seed(prep.scenario, t) for t in trials]
     res = {m: _evaluate(prep, m, psc, seeds, data) for m in prep.models}
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

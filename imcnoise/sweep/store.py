@@ -1,7 +1,7 @@
 """Crash-safe results store: one SQLite file per output directory.
 
 One row per (point, model, trial), written in a transaction as each chip instance finishes
-(both models of a trial together, so pairs are never half-written). SQLite in WAL mode with
+(every model of a trial together, so pairs are never half-written). SQLite in WAL mode with
 synchronous=FULL: a ``kill -9`` at any moment loses at most the trials in flight. A directory
 belongs to one scenario (its hash of everything that determines the numbers); opening it with
 another scenario is refused.
