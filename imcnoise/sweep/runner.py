@@ -26,7 +26,7 @@ from ..imc import (AnalogChip, ChipLimitError, FastChipBatch, auto_k, check_buil
 from ..models.checkpoint import CheckpointError, file_sha256, package_versions
 from ..seeding import derive_seed
 from .points import Point, expand_points, point_scenario
-from .scenario import Scenario, ScenarioError, resolve_checkpoint, scenario_hash
+from .scenario import POINT_DEFINING, Scenario, ScenarioError, resolve_checkpoint, scenario_hash
 from .stats import t_halfwidth
 from .store import ResultsStore
 
@@ -202,7 +202,7 @@ def _diffs(stored: dict[int, dict[str, float]], rule: "StopRule") -> dict[int, f
 def point_config(psc: Scenario) -> dict:
     """What defines a point's numbers besides the seeds: the chip, the inference settings and the data."""
     d = psc.model_dump(mode="json")
-    return {"chip": d["chip"], "inference": d["inference"], "dataset": d["dataset"], "input_seed": d["input_seed"]}
+    return {k: d[k] for k in POINT_DEFINING}
 
 
 def open_store(prep: Prepared, base_data) -> ResultsStore:

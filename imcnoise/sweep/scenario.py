@@ -22,6 +22,11 @@ from ..imc import AnalogConfig
 from ..imc.config import format_validation_error, read_chip_section
 from ..models.checkpoint import SHIPPED_DIR, SHIPPED_PREFIX, CheckpointError, shipped_checkpoint  # noqa: F401 (re-exported)
 
+# What determines a sweep point's numbers besides the chip seeds -- the one definition: a point's
+# stored configuration (runner.point_config) and, with the seed and the sweep, the scenario hash
+# (Scenario.result_defining) are these sections. What can be swept: everything under the roots,
+# and the two single fields (the other dataset fields choose the data, not a level of it).
+POINT_DEFINING = ("chip", "inference", "dataset", "input_seed")
 SWEEPABLE_ROOTS = ("chip", "inference")
 SWEEPABLE_FIELDS = ("dataset.limit", "input_seed")
 
@@ -224,7 +229,7 @@ class Scenario(_Strict):
         """The parts that determine the numbers (not trials, run settings, output or names; the
         comparison only where it decides how many trials an adaptive point runs)."""
         d = self.model_dump(mode="json")
-        out = {k: d[k] for k in ("seed", "input_seed", "dataset", "chip", "inference", "sweep")}
+        out = {k: d[k] for k in ("seed", *POINT_DEFINING, "sweep")}
         if self.adaptive.ci_target is not None and self.pairs[:1] != [("bsnn", "bnn")]:
             out["stop_pair"] = list(self.pairs[0])
         return out
