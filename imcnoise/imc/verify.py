@@ -30,7 +30,6 @@ class SpikeComparison:
     propagated: dict[int, int] = field(default_factory=dict)  # differences that follow from an earlier one
     ties: int = 0
     non_tie_mismatches: int = 0
-    max_tie_margin: float = 0.0
     output_max_abs_diff: float = 0.0
 
     @property
@@ -90,7 +89,6 @@ def compare_engines(model: BinaryVGG11, program: ChipProgram, data, *, batch_siz
                 is_tie = margin <= tie_tol * scale
                 res.ties += int(is_tie.sum())
                 res.non_tie_mismatches += int((~is_tie).sum())
-                res.max_tie_margin = max(res.max_tie_margin, float(margin[is_tie].max()) if is_tie.any() else 0.0)
                 upstream_differs = True
     return res
 

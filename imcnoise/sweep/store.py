@@ -146,8 +146,6 @@ class ResultsStore:
     def reference(self) -> dict[str, float]:
         return {m: a for m, a in self.db.execute("SELECT model, accuracy FROM reference")}
 
-    def finished(self) -> set[tuple[int, str, int]]:
-        return set(self.db.execute("SELECT point, model, trial FROM trials"))
 
     def point_accuracies(self, point: int) -> dict[int, dict[str, float]]:
         """Stored accuracies of one point: trial -> model -> accuracy."""
