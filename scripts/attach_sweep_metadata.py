@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from imcnoise.sweep import load_scenario, write_report
-from imcnoise.sweep.report import TRIALS_FILE, _atomic, _results
+from imcnoise.files import atomic_write
+from imcnoise.sweep.report import TRIALS_FILE, _results
 from imcnoise.sweep.runner import StopRule, _load_data, open_store, prepare
 
 
@@ -51,7 +52,7 @@ def main(results: str, scenario: str) -> None:
         db.close()
     axes = list(trials.attrs.get("axes") or [])
     res = _results(trials, axes, stops, reference, doc)
-    _atomic(out / TRIALS_FILE, lambda t: res["trials"].to_parquet(t, index=False))
+    atomic_write(out / TRIALS_FILE, lambda t: res["trials"].to_parquet(t, index=False))
     res = write_report(out)
     print(res["markdown"])
 

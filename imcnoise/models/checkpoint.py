@@ -9,14 +9,13 @@ accuracy and package versions; loading one that does not match what the caller e
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..files import atomic_write
 from .binary import BinaryConv2d, BinaryLinear
 from .vgg import BinaryVGG11, ModelConfig
 
@@ -90,18 +89,8 @@ def compact_state(model: BinaryVGG11) -> dict[str, torch.Tensor]:
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` via a temporary file and rename (:func:`imcnoise.files.atomic_write`)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(path: str | Path, model: BinaryVGG11, *, training: dict, metrics: dict, data: dict) -> Path:

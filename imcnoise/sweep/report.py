@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import os
 
 import json
 import math
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .points import CASE, flatten
+from ..files import atomic_write
 from .scenario import compare_pairs, model_order
 from .stats import ACCURACY_RANGE, DESCRIPTION, DIFFERENCE_RANGE, mean_ci
 from .store import ResultsStore
@@ -284,7 +284,7 @@ def plot_axes(res: dict, out: Path) -> list[Path]:
                      f"({int(pm['n'].max())} chip instances per point)", fontsize=10)
         fig.tight_layout()
         f = out / f"accuracy_vs_{label.split('.')[-1]}.png"
-        _atomic(f, lambda t: fig.savefig(t, dpi=120, format="png"))
+        atomic_write(f, lambda t: fig.savefig(t, dpi=120, format="png"))
         plt.close(fig)
         files.append(f)
     return files
@@ -323,7 +323,7 @@ def plot_cases(res: dict, out: Path) -> list[Path]:
     subs[0][0].legend(fontsize=8)
     fig.tight_layout()
     f = out / "accuracy_by_case.png"
-    _atomic(f, lambda t: fig.savefig(t, dpi=120, format="png"))
+    atomic_write(f, lambda t: fig.savefig(t, dpi=120, format="png"))
     plt.close(fig)
     return [f]
 
@@ -354,7 +354,7 @@ def plot_energy(res: dict, out: Path) -> list[Path]:
     ax.set_title(f"{sc.get('name', '')}: accuracy vs energy", fontsize=10)
     fig.tight_layout()
     f = out / "accuracy_vs_energy.png"
-    _atomic(f, lambda t: fig.savefig(t, dpi=120, format="png"))
+    atomic_write(f, lambda t: fig.savefig(t, dpi=120, format="png"))
     plt.close(fig)
     return [f]
 
@@ -369,34 +369,21 @@ def _axis_groups(res: dict) -> dict[str, list[str]]:
     return groups
 
 
-def _atomic(path: Path, write) -> Path:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename it over ``path`` (atomic on
-    POSIX): a report killed mid-write leaves the previous file, never an empty or partial one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def write_report(directory: str | Path) -> dict:
     out = Path(directory)
     res = load_results(out)
     if res["trials"].empty:
         return res
-    _atomic(out / TRIALS_FILE, lambda t: res["trials"].to_parquet(t, index=False))
+    atomic_write(out / TRIALS_FILE, lambda t: res["trials"].to_parquet(t, index=False))
     pm = res["per_model"].copy()
     pr = res["paired"].copy()
     if len(pr):
         pr["model"] = pr.pop("pair")  # a - b
     summary = pd.concat([pm, pr.rename(columns={"diff_mean": "mean", "diff_std": "std", "diff_ci95_low": "ci95_low",
                                                 "diff_ci95_high": "ci95_high", "n_pairs": "n"})], ignore_index=True)
-    _atomic(out / "summary.csv", lambda t: summary.sort_values(["point", "model"]).to_csv(t, index=False))
+    atomic_write(out / "summary.csv", lambda t: summary.sort_values(["point", "model"]).to_csv(t, index=False))
     md = summary_markdown(res)
-    _atomic(out / "summary.md", lambda t: t.write_text(md))
+    atomic_write(out / "summary.md", lambda t: t.write_text(md))
     res["markdown"] = md
     res["plots"] = plot_axes(res, out) + plot_cases(res, out) + plot_energy(res, out)
     return res
