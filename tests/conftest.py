@@ -43,3 +43,28 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "imcnoise-cache"
     monkeypatch.setenv("IMCNOISE_CACHE_DIR", str(cache))
     monkeypatch.setenv("IMCNOISE_OFFLINE", "1")
+
+
+@pytest.fixture
+def own_data_dirs(tmp_path, monkeypatch):
+    """This test's own decode cache; no data directories from the environment (the data-set tests)."""
+    from imcnoise.data import registry
+
+    monkeypatch.setenv("IMCNOISE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("IMCNOISE_DATA_DIR", raising=False)
+    registry._load_cached.cache_clear()
+    yield
+    registry._load_cached.cache_clear()
+
+
+def debian_fmnist_dir() -> Path:
+    """The Debian package's Fashion-MNIST directory; a failure in CI (scripts/setup.sh installs it), a skip elsewhere."""
+    from imcnoise.data import fashion_mnist
+
+    d = fashion_mnist.SYSTEM_DIRS[0]
+    if not all((d / f).is_file() for f in fashion_mnist.FILES):
+        msg = f"Fashion-MNIST not installed in {d} (Debian package dataset-fashion-mnist)"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return d

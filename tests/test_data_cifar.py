@@ -16,13 +16,8 @@ from imcnoise.data import DataError, ImageDataset, cifar, load_dataset, registry
 
 
 @pytest.fixture(autouse=True)
-def _own_dirs(tmp_path, monkeypatch):
-    """Own cache (the extracted archives go there); no data dirs from the environment."""
-    monkeypatch.setenv("IMCNOISE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("IMCNOISE_DATA_DIR", raising=False)
-    registry._load_cached.cache_clear()
-    yield
-    registry._load_cached.cache_clear()
+def _own_data_dirs(own_data_dirs):
+    """Own cache, no data directories from the environment (conftest.own_data_dirs)."""
 
 
 @pytest.fixture

@@ -19,34 +19,24 @@ import pytest
 from PIL import Image
 
 from cifar_fixture import write_cifar100, write_cifar10, write_pickle
+from conftest import debian_fmnist_dir
 from helpers import assert_clean_error
-from imcnoise.data import DataError, cifar, fashion_mnist, image_folder, load_dataset, registry
+from imcnoise.data import DataError, cifar, fashion_mnist, image_folder, load_dataset
 from imcnoise.data.idx import parse_idx, read_gz_bytes
 
-DEBIAN_FMNIST = fashion_mnist.SYSTEM_DIRS[0]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 IMG_TEST, LBL_TEST = fashion_mnist.SPLITS["test"]
 IMG_TRAIN, LBL_TRAIN = fashion_mnist.SPLITS["train"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMCNOISE_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("IMCNOISE_DATA_DIR", raising=False)
-    registry._load_cached.cache_clear()
-    yield
-    registry._load_cached.cache_clear()
+def _own_data_dirs(own_data_dirs):
+    """Own cache, no data directories from the environment (conftest.own_data_dirs)."""
 
 
 @pytest.fixture
 def debian_fmnist() -> Path:
-    if not all((DEBIAN_FMNIST / f).is_file() for f in fashion_mnist.FILES):
-        msg = f"Fashion-MNIST not installed in {DEBIAN_FMNIST} (Debian package dataset-fashion-mnist)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return DEBIAN_FMNIST
+    return debian_fmnist_dir()
 
 
 def expect_data_error(fn, where: Path | str, *phrases: str) -> DataError:

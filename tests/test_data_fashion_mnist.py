@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from imcnoise.cli.main import app
 from imcnoise.data import DATASETS, fashion_mnist, load_dataset, registry
 from imcnoise.data.transforms import NORMALIZATION
+from conftest import debian_fmnist_dir
 from helpers import assert_clean_error
 
 DEBIAN_FMNIST = fashion_mnist.SYSTEM_DIRS[0]
@@ -28,12 +29,7 @@ def _no_env_data_dir(monkeypatch):
 
 @pytest.fixture(scope="module")
 def debian_fmnist() -> Path:
-    if not all((DEBIAN_FMNIST / f).is_file() for f in fashion_mnist.FILES):
-        msg = f"Fashion-MNIST not installed in {DEBIAN_FMNIST} (Debian package dataset-fashion-mnist)"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return DEBIAN_FMNIST
+    return debian_fmnist_dir()
 
 
 @pytest.mark.slow
