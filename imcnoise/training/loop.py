@@ -8,6 +8,7 @@ as an uninterrupted run would.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import shlex
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from ..data import load_dataset
 from ..data.transforms import NORMALIZATION, random_crop_flip
 from ..models.binary import BinaryConv2d, BinaryLinear
+from ..files import atomic_write
 from ..models.checkpoint import (CheckpointError, atomic_torch_save, load_checkpoint, package_versions, save_checkpoint,
                                 shipped_checkpoint)
 from ..models.inputs import model_input
@@ -160,19 +162,21 @@ def train_step(model: BinaryVGG11, opt, sched, x: torch.Tensor, y: torch.Tensor,
     return float(loss.detach()), int((outp.argmax(1) == y).sum())
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_dir=None, progress: bool = True,
-          command: str | None = None, device: str | None = None) -> dict:
-    """Train, evaluating after each epoch; writes ``last.pt`` (resume state), ``model.pt``
-    (compact inference checkpoint), ``history.json`` and ``MODEL_CARD.md`` into ``out_dir``."""
-    from tqdm.auto import tqdm
+@dataclasses.dataclass
+class _Run:
+    """What a training run works with: the model and what shapes its steps."""
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    train_ds = load_dataset(cfg.dataset, "train", data_dir).subset(cfg.train_limit)
-    test_ds = load_dataset(cfg.dataset, "test", data_dir).subset(cfg.eval_limit)
+    model: BinaryVGG11
+    mcfg: ModelConfig
+    teacher: BinaryVGG11 | None
+    chip: ChipInTheLoop | None
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    steps_per_epoch: int
 
+
+def _build(cfg: TrainConfig, train_ds, dev: torch.device) -> _Run:
+    """Model (seeded init, optional --init), teacher, chip in the loop, optimiser and schedule."""
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     mcfg = model_config_for(cfg, train_ds)
     model = init_model(BinaryVGG11(mcfg), cfg)
@@ -195,73 +199,106 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
         raise ValueError(f"--batch-size={cfg.batch_size}: larger than the {len(train_ds)} training images "
                          f"(no full batch, no training step); allowed 2 .. {len(train_ds)}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_per_epoch))
+    return _Run(model, mcfg, teacher, chip, opt, sched, steps_per_epoch)
+
+
+def _resume(state_path: Path, cfg: TrainConfig, run: _Run, dev) -> tuple[int, list[dict], float]:
+    """(first epoch, history, wall time) from a training state written by an earlier run of ``cfg``."""
+    st = _read_resume_state(state_path, dev)
+    saved = TrainConfig.from_dict(st["train_config"])
+    if saved.to_dict() != cfg.to_dict():
+        diff = {k: (v, cfg.to_dict()[k]) for k, v in saved.to_dict().items() if cfg.to_dict()[k] != v}
+        raise ValueError(f"{state_path}: cannot resume, the training settings differ (saved, requested): {diff}")
+    try:
+        run.model.load_state_dict(st["model"])
+        run.opt.load_state_dict(st["optimizer"])
+        run.sched.load_state_dict(st["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{state_path}: cannot resume, the saved state does not fit this model "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0]}); move it away to start over") from None
+    return st["epoch"] + 1, st["history"], st["wall_time_s"]
+
+
+def _train_epoch(run: _Run, cfg: TrainConfig, train_ds, epoch: int, dev, progress: bool) -> tuple[float, int, int]:
+    """One epoch of steps: (summed loss, correct, images seen)."""
+    from tqdm.auto import tqdm
+
+    model, chip = run.model, run.chip
+    model.train()
+    gen = generator(cfg.seed, "epoch", epoch)
+    perm = torch.randperm(len(train_ds), generator=gen)
+    poisson_seed = derive_seed(cfg.seed, "poisson", epoch)
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(range(run.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+    for b in bar:
+        idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        imgs = train_ds.images[idx]
+        if cfg.crop_padding or cfg.flip:
+            imgs = random_crop_flip(imgs, gen, padding=cfg.crop_padding, flip=cfg.flip)
+        x = model_input(run.mcfg, imgs.to(dev), idx, poisson_seed)
+        y = train_ds.labels[idx].to(dev)
+        t_logits = None
+        if run.teacher is not None:
+            with torch.no_grad():
+                t_logits = run.teacher(model_input(run.teacher.config, imgs.to(dev), idx, poisson_seed))
+        if chip is not None:
+            chip.step(epoch * run.steps_per_epoch + b, idx)
+        with chip if chip is not None else contextlib.nullcontext():
+            loss, n_right = train_step(model, run.opt, run.sched, x, y, dev, cfg.precision, t_logits, cfg.kd_alpha,
+                                       cfg.kd_temperature)
+        loss_sum += loss * len(idx)
+        correct += n_right
+        seen += len(idx)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{run.sched.get_last_lr()[0]:.2e}",
+                        refresh=False)
+    bar.close()
+    return loss_sum, correct, seen
+
+
+def _write_epoch(out: Path, run: _Run, cfg: TrainConfig, epoch: int, res, history: list[dict], wall: float, command: str,
+                 dev, train_ds, test_ds) -> None:
+    """The epoch's inference checkpoint, training state, history and model card (each written atomically)."""
+    meta = dict(training={**cfg.to_dict(), "command": command, "epochs_done": epoch + 1, "wall_time_s": round(wall, 1),
+                          "device": str(dev), "threads": torch.get_num_threads(), "history": history},
+                metrics={"test_accuracy": res.accuracy, "test_images": res.n, "eval_seed": cfg.eval_seed,
+                         "spike_rates": {str(k): v for k, v in res.spike_rates.items()}},
+                data={"dataset": cfg.dataset, "train_images": len(train_ds), "test_images": len(test_ds),
+                      "source": train_ds.source, "checksum": train_ds.checksum})
+    save_checkpoint(out / MODEL_FILE, run.model, **meta)
+    atomic_torch_save({"train_config": cfg.to_dict(), "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+                       "scheduler": run.sched.state_dict(), "epoch": epoch, "history": history, "wall_time_s": wall,
+                       "versions": package_versions()}, out / STATE_FILE)
+    atomic_write(out / "history.json", lambda t: t.write_text(json.dumps(history, indent=1)))
+    write_model_card(out, cfg, {**meta, "versions": package_versions()}, run.mcfg)
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_dir=None, progress: bool = True,
+          command: str | None = None, device: str | None = None) -> dict:
+    """Train, evaluating after each epoch; writes ``last.pt`` (resume state), ``model.pt``
+    (compact inference checkpoint), ``history.json`` and ``MODEL_CARD.md`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    train_ds = load_dataset(cfg.dataset, "train", data_dir).subset(cfg.train_limit)
+    test_ds = load_dataset(cfg.dataset, "test", data_dir).subset(cfg.eval_limit)
+    run = _build(cfg, train_ds, dev)
     history: list[dict] = []
     start_epoch, wall = 0, 0.0
-
     state_path = out / STATE_FILE
     if resume and state_path.is_file():
-        st = _read_resume_state(state_path, dev)
-        saved = TrainConfig.from_dict(st["train_config"])
-        if saved.to_dict() != cfg.to_dict():
-            diff = {k: (v, cfg.to_dict()[k]) for k, v in saved.to_dict().items() if cfg.to_dict()[k] != v}
-            raise ValueError(f"{state_path}: cannot resume, the training settings differ (saved, requested): {diff}")
-        try:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
-            sched.load_state_dict(st["scheduler"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ValueError(f"{state_path}: cannot resume, the saved state does not fit this model "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0]}); move it away to start over") from None
-        start_epoch, history, wall = st["epoch"] + 1, st["history"], st["wall_time_s"]
+        start_epoch, history, wall = _resume(state_path, cfg, run, dev)
     elif resume:
         print(f"no {state_path} yet: starting from scratch", file=sys.stderr)
-
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
-        model.train()
-        gen = generator(cfg.seed, "epoch", epoch)
-        perm = torch.randperm(len(train_ds), generator=gen)
-        poisson_seed = derive_seed(cfg.seed, "poisson", epoch)
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress,
-                   mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
-        for b in bar:
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            imgs = train_ds.images[idx]
-            if cfg.crop_padding or cfg.flip:
-                imgs = random_crop_flip(imgs, gen, padding=cfg.crop_padding, flip=cfg.flip)
-            x = model_input(mcfg, imgs.to(dev), idx, poisson_seed)
-            y = train_ds.labels[idx].to(dev)
-            t_logits = None
-            if teacher is not None:
-                with torch.no_grad():
-                    t_logits = teacher(model_input(teacher.config, imgs.to(dev), idx, poisson_seed))
-            if chip is not None:
-                chip.step(epoch * steps_per_epoch + b, idx)
-            with chip if chip is not None else contextlib.nullcontext():
-                loss, n_right = train_step(model, opt, sched, x, y, dev, cfg.precision, t_logits, cfg.kd_alpha,
-                                           cfg.kd_temperature)
-            loss_sum += loss * len(idx)
-            correct += n_right
-            seen += len(idx)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
-        bar.close()
-        res = evaluate(model, test_ds, input_seed=cfg.eval_seed, device=dev)
+        loss_sum, correct, seen = _train_epoch(run, cfg, train_ds, epoch, dev, progress)
+        res = evaluate(run.model, test_ds, input_seed=cfg.eval_seed, device=dev)
         wall += time.time() - t0
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),
                         "test_acc": res.accuracy, "wall_time_s": round(wall, 1)})
         print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {loss_sum / max(1, seen):.4f} acc {correct / max(1, seen):.4f} | "
               f"test acc {res.accuracy:.4f} | {wall / 60:.1f} min", file=sys.stderr, flush=True)
-        meta = dict(training={**cfg.to_dict(), "command": command, "epochs_done": epoch + 1, "wall_time_s": round(wall, 1),
-                              "device": str(dev), "threads": torch.get_num_threads(), "history": history},
-                    metrics={"test_accuracy": res.accuracy, "test_images": res.n, "eval_seed": cfg.eval_seed,
-                             "spike_rates": {str(k): v for k, v in res.spike_rates.items()}},
-                    data={"dataset": cfg.dataset, "train_images": len(train_ds), "test_images": len(test_ds),
-                          "source": train_ds.source, "checksum": train_ds.checksum})
-        save_checkpoint(out / MODEL_FILE, model, **meta)
-        atomic_torch_save({"train_config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                           "scheduler": sched.state_dict(), "epoch": epoch, "history": history, "wall_time_s": wall,
-                           "versions": package_versions()}, state_path)
-        (out / "history.json").write_text(json.dumps(history, indent=1))
-        write_model_card(out, cfg, {**meta, "versions": package_versions()}, mcfg)
+        _write_epoch(out, run, cfg, epoch, res, history, wall, command, dev, train_ds, test_ds)
     return {"history": history, "out": str(out)}
