@@ -298,28 +298,18 @@ def energy(
 @app.command()
 def schema():
     """Every field of a scenario: type, default, unit, allowed range and meaning (markdown)."""
-    from pydantic import BaseModel
-
+    from ..imc.config import iter_fields
     from ..sweep import Scenario
+    from ..sweep.scenario import ModelsSpec
 
     def walk(model, prefix):
-        if model.model_config.get("extra") == "allow":  # a mapping of names (models: {name: checkpoint})
-            yield f"{prefix}<name>", "str", "(at least one)", "", " ".join((model.__doc__ or "").split("\n\n")[0].split())
-        for name, f in model.model_fields.items():
-            path = f"{prefix}{name}"
-            ann = f.annotation
-            members = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                yield from walk(ann, path + ".")
-                continue
-            if members and all("model" in m.model_fields for m in members):  # the device union
-                for m in members:
-                    yield from walk(m, f"{path}[{m.model_fields['model'].default}].")
-                continue
+        for path, f in iter_fields(model, prefix):
+            if path == "models.hint":  # the models mapping: any number of names beside its one field
+                yield "models.<name>", "str", "(at least one)", "", " ".join((ModelsSpec.__doc__ or "").split("\n\n")[0].split())
             default = "(required)" if f.is_required() else ("factory" if f.default_factory else repr(f.default))
             extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
-            yield path, getattr(ann, "__name__", str(ann)).replace("typing.", ""), default, extra.get("unit", ""), \
-                (f.description or "").replace("|", "/")
+            yield path, getattr(f.annotation, "__name__", str(f.annotation)).replace("typing.", ""), default, \
+                extra.get("unit", ""), (f.description or "").replace("|", "/")
 
     typer.echo("| field | type | default | unit | meaning (allowed values) |\n|---|---|---|---|---|")
     for row in walk(Scenario, ""):

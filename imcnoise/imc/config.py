@@ -536,9 +536,35 @@ def _model_at(root, loc: tuple):
         if part not in fields:  # a tag of the device union
             model = {m.model_fields["model"].default: m for m in getattr(model, "__args__", ())}.get(part)
             continue
-        ann = fields[part].annotation
-        members = [a for a in getattr(ann, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else (_Union(members) if members else None)
+        kind, sub = field_models(fields[part].annotation)
+        model = sub if kind == "model" else (_Union(sub) if kind == "union" else None)
     return model
+
+
+def field_models(annotation) -> tuple[str, object]:
+    """What a field's annotation holds: ("model", the pydantic model), ("union", its member models:
+    the device union, told apart by their ``model`` tag) or ("value", None). The one rule every walk
+    over the schema uses (error messages here, ``imcnoise schema``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "model", annotation
+    members = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+    if members:
+        return "union", members
+    return "value", None
+
+
+def iter_fields(model, prefix: str = ""):
+    """(path, field) of every value field under ``model``: nested models by ``a.b``, the device
+    union's members by ``a[tag].b`` (:func:`field_models`)."""
+    for name, f in model.model_fields.items():
+        path = f"{prefix}{name}"
+        kind, sub = field_models(f.annotation)
+        if kind == "model":
+            yield from iter_fields(sub, path + ".")
+        elif kind == "union" and all("model" in m.model_fields for m in sub):
+            for m in sub:
+                yield from iter_fields(m, f"{path}[{m.model_fields['model'].default}].")
+        else:
+            yield path, f
 
 
