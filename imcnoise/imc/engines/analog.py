@@ -36,9 +36,9 @@ _COARSE = 8.0
 
 
 # Reads (elements of the reads tensor, [N, K, L, S, rows]) sensed per chunk of samples: the sense
-# path makes ~10 passes over them, so they should stay in the last-level cache. Measured with
-# benchmarks/mc_throughput.py --reads-chunk on a 2-core AMD EPYC (2 MiB L2, 32 MiB L3; see
-# results/benchmarks.md). IMCNOISE_READS_CHUNK overrides it (0: no chunking).
+# path makes ~10 passes over them, so they should stay in the last-level cache. Measured by setting
+# IMCNOISE_READS_CHUNK (2^18 .. 2^24) around the B-SNN fast engine on a 2-core AMD EPYC (2 MiB L2,
+# 32 MiB L3): best at 2^21 .. 2^23 (results/benchmarks.md). IMCNOISE_READS_CHUNK overrides it (0: no chunking).
 READS_PER_CHUNK = 1 << 22
 
 
