@@ -87,6 +87,13 @@ SUPPLY_V = 0.9  # 28 nm core supply (assumption within that range)
 # 1.55 mV for the RRAM default (on/off 100): within the 1-2 mV the supply allows.
 SA_FULL_SCALE_V = 0.8  # assumption: 0.1 V head-room below the supply
 
+# --- mapping of a binary row onto cells
+# Default: the paper's unipolar XNOR mapping (eq. 10): a complementary pair per cell, the input bit
+# driving line A and its complement line B, so every cell conducts one device on every read. The
+# alternative ``gated`` (only inputs at 1 conduct: the AND form of eq. 8 with positive / negative
+# lines, the differential-pair crossbars of SNN accelerators) is selected per chip.
+MAPPING = "xnor"
+
 # --- sense amplifier / ADC
 # Default scheme: the merged source-line voltage of a complementary row (the paper's reference [3],
 # Pham et al., ISCAS 2021; STT-BNN, IEEE JETCAS 12(2):569, 2022).

@@ -340,6 +340,9 @@ class AnalogConfig(_Strict):
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     buffer: ResidualBufferConfig = Field(default_factory=ResidualBufferConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    mapping: Literal["xnor", "gated"] = Field(D.MAPPING, description="how a binary row drives its cells: xnor (the paper's "
+                                              "complementary pair, every cell conducts) | gated (only inputs at 1 conduct, "
+                                              "a differential pair read as I+ - I-)")
     t_inference_s: float = phys(0.0, 0.0, 1e9, "s", "time between programming and inference (drift)")
 
     @model_validator(mode="after")
@@ -355,7 +358,12 @@ class AnalogConfig(_Strict):
                                  f"{swing:.3g} V (stage {self.sense_amp.stage}, transimpedance {transimpedance_ohm(self):.3g} "
                                  f"Ohm), more than supply_v = {self.sense_amp.supply_v} V: lower the read time or the read "
                                  "voltage, or raise the capacitance / lower the feedback resistance")
-        elif self.sense_amp.scheme == "voltage" and 2 * self.device.read_voltage_v > self.sense_amp.supply_v * (1 + 1e-9):
+        if self.mapping == "gated" and self.sense_amp.scheme == "voltage":
+            raise ValueError("mapping: gated cannot be sensed with sense_amp.scheme = voltage: a gated row's two merged lines "
+                             "float at V sum_j x_j G+_j / sum_j G+_j and V sum_j x_j G-_j / sum_j G-_j, whose totals depend on "
+                             "the stored weights (n1 + r n0 and n0 + r n1), so their difference is not a function of the XNOR "
+                             "count even with ideal devices; use sense_amp.scheme current or bitwise with mapping gated")
+        if self.sense_amp.scheme == "voltage" and 2 * self.device.read_voltage_v > self.sense_amp.supply_v * (1 + 1e-9):
             raise ValueError(f"sense_amp: the merged-line voltage of 2 slots reaches 2 x read_voltage_v = "
                              f"{2 * self.device.read_voltage_v:g} V, more than supply_v = {self.sense_amp.supply_v} V")
         return self

@@ -327,8 +327,59 @@ def plot_cases(res: dict, out: Path) -> list[Path]:
     return [f]
 
 
+def first_crossing(x: np.ndarray, y: np.ndarray, threshold: float) -> float:
+    """The smallest x at which the piecewise-linear curve y(x) (x ascending) falls below
+    ``threshold``: linear interpolation between the last point at or above it and the first below;
+    -inf when the first point is already below, +inf when no point is (the tolerance lies beyond
+    the swept range)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    below = np.nonzero(y < threshold)[0]
+    if len(below) == 0:
+        return math.inf
+    i = int(below[0])
+    if i == 0:
+        return -math.inf
+    return float(x[i - 1] + (y[i - 1] - threshold) / (y[i - 1] - y[i]) * (x[i] - x[i - 1]))
+
+
+def tolerance_table(res: dict, axis: str, within: float = 0.01) -> pd.DataFrame:
+    """Per case (or the whole sweep) and model: the largest value of ``axis`` at which the mean
+    accuracy stays within ``within`` of the model's own noise-free accuracy (the reference table),
+    by :func:`first_crossing`; its 95 % CI from the crossings of the per-point CI bounds (lower
+    bound: the pessimistic value, upper bound: the optimistic one)."""
+    pm, ref = res["per_model"], res["reference"]
+    refs = {r.model: float(r.accuracy) for r in ref.itertuples()}
+    groups = [CASE] if CASE in pm.columns else []
+    rows = []
+    for key, g in (pm.groupby(groups, sort=False) if groups else [((), pm)]):
+        for m in res["models"]:
+            s = g[g.model == m].sort_values(axis)
+            if s.empty or m not in refs:
+                continue
+            thr = refs[m] - within
+            x = s[axis].to_numpy(dtype=float)
+            row = {"model": m, "ideal": refs[m], "tolerance": first_crossing(x, s["mean"].to_numpy(), thr),
+                   "ci95_low": first_crossing(x, s["ci95_low"].fillna(s["mean"]).to_numpy(), thr),
+                   "ci95_high": first_crossing(x, s["ci95_high"].fillna(s["mean"]).to_numpy(), thr),
+                   "swept": f"{x.min():g} .. {x.max():g}"}
+            if groups:
+                row = {CASE: key[0] if isinstance(key, tuple) else key, **row}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pareto_front(energy: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point dominates (at most the energy and at least the accuracy,
+    better in one), ordered by energy: the accuracy-vs-energy trade a designer can choose from."""
+    e, a = np.asarray(energy, dtype=float), np.asarray(accuracy, dtype=float)
+    keep = [i for i in range(len(e)) if not np.any((e <= e[i]) & (a >= a[i]) & ((e < e[i]) | (a > a[i])))]
+    return np.array(sorted(keep, key=lambda i: (e[i], -a[i])), dtype=int)
+
+
 def plot_energy(res: dict, out: Path) -> list[Path]:
-    """Accuracy vs energy per inference: one marker per sweep point and model (mean over chips)."""
+    """Accuracy vs energy per inference: one marker per sweep point and model (mean over chips,
+    95 % CI), each model's Pareto front (:func:`pareto_front`) joined by a line and its points
+    labelled with their case / axis values."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -344,6 +395,14 @@ def plot_energy(res: dict, out: Path) -> list[Path]:
         ax.errorbar(s["energy_nj"] / 1e3, 100 * s["mean"], yerr=[100 * (s["mean"] - s["ci95_low"].fillna(s["mean"])),
                     100 * (s["ci95_high"].fillna(s["mean"]) - s["mean"])], fmt="o", color=color, alpha=0.8, capsize=2,
                     label=f"{model_label(m)} (each sweep point)")
+        s = s.dropna(subset=["energy_nj", "mean"])
+        front = s.iloc[pareto_front(s["energy_nj"].to_numpy(), s["mean"].to_numpy())]
+        ax.plot(front["energy_nj"] / 1e3, 100 * front["mean"], "-", color=color, lw=1.2, alpha=0.9,
+                label=f"{model_label(m)} Pareto front")
+        for _, r in front.iterrows():
+            tag = ", ".join(str(r[a]) for a in res["axes"] if a in r.index)
+            ax.annotate(tag, (r["energy_nj"] / 1e3, 100 * r["mean"]), fontsize=6, color=color,
+                        xytext=(3, -8), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference on the chip (uJ)")
     ax.set_ylabel("test accuracy (%)")

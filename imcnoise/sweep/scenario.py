@@ -27,6 +27,9 @@ from ..models.checkpoint import SHIPPED_DIR, SHIPPED_PREFIX, CheckpointError, sh
 # (Scenario.result_defining) are these sections. What can be swept: everything under the roots,
 # and the two single fields (the other dataset fields choose the data, not a level of it).
 POINT_DEFINING = ("chip", "inference", "dataset", "input_seed")
+# Fields added after results were stored, with the value every earlier result had: left out of the
+# scenario hash at that value (scenario.result_defining), so the stored results stay this scenario's.
+ADDED_AT_DEFAULT = {"chip.mapping": "xnor"}
 SWEEPABLE_ROOTS = ("chip", "inference")
 SWEEPABLE_FIELDS = ("dataset.limit", "input_seed")
 
@@ -229,6 +232,11 @@ class Scenario(_Strict):
         """The parts that determine the numbers (not trials, run settings, output or names; the
         comparison only where it decides how many trials an adaptive point runs)."""
         d = self.model_dump(mode="json")
+        for path, default in ADDED_AT_DEFAULT.items():  # results stored before the field existed keep their hash
+            parent, _, name = path.rpartition(".")
+            section = _get_path(d, parent)
+            if section.get(name, default) == default:
+                section.pop(name, None)
         out = {k: d[k] for k in ("seed", *POINT_DEFINING, "sweep")}
         if self.adaptive.ci_target is not None and self.pairs[:1] != [("bsnn", "bnn")]:
             out["stop_pair"] = list(self.pairs[0])
@@ -358,6 +366,8 @@ def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
             problems.append(f"{source}: {where}: {t!r} is not a parameter of this scenario"
                             + (f" ({parent} has: {', '.join(keys)})" if keys else ""))
             continue
+        if where.startswith("sweep.cases"):
+            continue  # a case's settings are validated together, below
         for j, v in enumerate(values):
             trial = copy.deepcopy(base)
             _set_path(trial, t, v)
@@ -367,6 +377,16 @@ def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
                 msgs = format_validation_error(exc, source, root=Scenario).splitlines()
                 label = f"{where} -> " if where.startswith("sweep.cases") else f"{where.rsplit('.', 1)[0]}.values[{j}] -> "
                 problems += [m.replace(f"{source}: ", f"{source}: {label}", 1) for m in msgs]
+    if not problems:  # each case as a whole (its settings may only make sense together, e.g. mapping + scheme)
+        for i, case in enumerate(sc.sweep.cases):
+            trial = copy.deepcopy(base)
+            for t, v in case.set.items():
+                _set_path(trial, t, v)
+            try:
+                Scenario.model_validate(trial)
+            except ValidationError as exc:
+                msgs = format_validation_error(exc, source, root=Scenario).splitlines()
+                problems += [m.replace(f"{source}: ", f"{source}: sweep.cases[{i}] ({case.name}) -> ", 1) for m in msgs]
     if problems:
         raise ScenarioError("\n".join(problems))
     return sc

@@ -19,8 +19,7 @@ import torch
 from ...seeding import derive_seed, generator
 from ..config import AnalogConfig, cell_off_ratio
 from ..physics.calibration import LatchCalibration, LayerLines, LineCalibration, calibration_scheme, trimmed_offsets
-from ..physics.cell import (GRID, access_ratio, cell_conductances, nominal_off_ratio, quantize_conductance,
-                            squared_conductance)
+from ..physics.cell import GRID, access_ratio, cell_conductances, nominal_off_ratio, quantize_conductance
 from ..physics.devices import make_noise_model, program_many
 from ..physics.energy import LayerActivity
 from ..physics.limits import check_buildable
@@ -48,6 +47,18 @@ def samples_per_chunk(reads_per_sample: int) -> int:
     if budget <= 0:
         return 1 << 62
     return max(1, budget // max(1, reads_per_sample))
+
+
+def driven_inputs(layer: XnorLayer, bits: torch.Tensor) -> int:
+    """Input cells at 1 summed over the reads of one slot of one chip (``bits`` ``[N, H, W, C]`` or
+    ``[N, F]``): per output position, the 1s of its receptive field (bit-0 padding). Exact: float64
+    sums of integers far below 2**53."""
+    if layer.kind != "conv":
+        return int(bits.double().sum())
+    per_pixel = bits.double().sum(-1).unsqueeze(1)  # [N, 1, H, W]
+    k = layer.kernel
+    fields = torch.nn.functional.conv2d(per_pixel, torch.ones(1, 1, k, k, dtype=torch.float64), padding=layer.padding)
+    return int(fields.sum())
 
 
 @dataclass
@@ -161,26 +172,27 @@ class AnalogEngine(Engine):
         if not bitwise:
             weights = self.scheme.weights(ga, gb)
             if refs is not None:
-                ref_w = self.scheme.line_weights(*refs)
+                ref_w = self.scheme.weights(*refs)
         out = []
         for k, seed in enumerate(chip_seeds):
             per = draw_periphery(cfg, seed, layer.index, S, rows)
             ref_k = None if refs is None else (refs[0][k], refs[1][k])
             if bitwise:
                 w = self._latch_weights(seed, layer, ga[k], gb[k], ref_k, row_tile, cells)
-                cal = LineCalibration(torch.zeros(S, rows), torch.ones(S, rows), torch.zeros(S, rows))
+                # the zero-count level of a popcount: 0, or with the gated mapping -M1 (count = M1 + sum x (2 b - 1))
+                zero = self.scheme.mapping.zero_count_level(torch.zeros(S, rows), torch.ones(S, rows), self._zero_bits[layer.index])
+                cal = LineCalibration(zero.float(), torch.ones(S, rows), torch.zeros(S, rows))
             else:
                 w = weights.chip(k)
                 lines = LayerLines(seed, layer.index, cells, w.w_a, w.w_b, w.sq_b, w.vpu, self._scheme_static(w),
                                    self._zero_bits[layer.index], per, layer.n_slots, row_tile)
                 if refs is not None:
-                    ra, rb = ref_w[0][k], ref_w[1][k]
-                    lines.ref_a, lines.ref_b = ra, rb
-                    if cfg.device.read_sigma > 0:
-                        lines.ref_sq_a, lines.ref_sq_b = squared_conductance(ra), squared_conductance(rb)
-                    lines.ref_vpu = self.scheme.vpu(ra, rb)
+                    rw = ref_w.chip(k)
+                    lines.ref_a, lines.ref_b = rw.w_a, rw.w_b
+                    lines.ref_sq_a, lines.ref_sq_b = rw.sq_a, rw.sq_b
+                    lines.ref_vpu = rw.vpu
                     if cfg.calibration.reads is not None:  # the reference rows' own comparators
-                        z = torch.randn(ra.shape[:3], generator=generator(seed, "periphery-reference", layer.index),
+                        z = torch.randn(rw.w_a.shape[:3], generator=generator(seed, "periphery-reference", layer.index),
                                         dtype=torch.float64)
                         lines.ref_offset_v = z * offset_sigma_v(cfg)
                         if cfg.calibration.mode == "reference_trim":  # auto-zero trimmed before they are read
@@ -254,7 +266,7 @@ class AnalogEngine(Engine):
         noisy = self.state[layer.index].weights.sq_a is not None
         signals = [self.read_signals(layer, s, p.chips) for s in slots]
         if self.activity is not None:
-            self._record_activity(layer, signals, p)
+            self._record_activity(layer, signals, p, slots)
         squares = [self.read_signals(layer, s, p.chips, squared=True) if noisy else None for s in slots]
         rs = self._read_static(layer, p.chips) if noisy else None
         reads = [SlotRead(sig, None if sq is None else self.scheme.read_std(sig, sq, rs)) for sig, sq in zip(signals, squares)]
@@ -263,7 +275,7 @@ class AnalogEngine(Engine):
         return sense(reads, self.sense_static(layer, p.chips), self.config, noise)  # the sensings of a row added digitally
 
     # ------------------------------------------------------------------ activity for the energy model
-    def _record_activity(self, layer: XnorLayer, signals: list[torch.Tensor], p: Pass) -> None:
+    def _record_activity(self, layer: XnorLayer, signals: list[torch.Tensor], p: Pass, slots: list[torch.Tensor]) -> None:
         """Integer sums of what the array did, per chip (energy). Signals lie on the conductance
         grid: counted in grid steps as integers, the sums are exact and do not depend on how images
         or chips were batched. Current / bitwise sensing: the summed signal, and the squared held
@@ -272,9 +284,12 @@ class AnalogEngine(Engine):
         kc = signals[0].shape[1]
         held = len(signals) == 2
         voltage = self.scheme.name == "voltage"
+        gated = not self.scheme.mapping.every_cell_driven
         for i in range(kc):
             a = self.activity[p.chips.start + i].setdefault(layer.index, {"units": 0, "held": 0, "line_sum": 0,
-                                                                          "line_sq": 0, "held_sq": 0})
+                                                                          "line_sq": 0, "held_sq": 0, "driven": 0})
+            if gated:
+                a["driven"] += sum(driven_inputs(layer, x[:, min(i, x.shape[1] - 1)]) for x in slots)
             for s, t in enumerate(signals):
                 x = t[:, i]
                 q = torch.round(x * GRID).to(torch.int64)  # exact
@@ -303,6 +318,19 @@ class AnalogEngine(Engine):
                 held_v2 = float((vpu * vpu * a["held_sq"].double().cpu()).sum()) / _COARSE ** 2 / images \
                     if torch.is_tensor(a["held_sq"]) else 0.0
                 out[l] = LayerActivity(units, 0.0, held_v2)
+            elif not self.scheme.mapping.every_cell_driven:
+                # only driven cells conduct, both devices of each (nominal G+ + G- = 1 + r); bitwise: the
+                # latch reads device A of every driven cell, sum x b = (signal + driven) / 2 of its decisions
+                layer = next(x for x in self.program.xnor_layers if x.index == l)
+                cell_reads = a["driven"] * layer.rows / images
+                if self.scheme.name == "bitwise":
+                    ones = (a["units"] / GRID / images + cell_reads) / 2
+                    units = (1 - self.off_ratio) * ones + self.off_ratio * cell_reads
+                    out[l] = LayerActivity(units, 0.0, driven_inputs=a["driven"] / images)
+                else:
+                    out[l] = LayerActivity(self.scheme.mapping.conducting_cell_units(self.off_ratio) * cell_reads,
+                                           a["held"] / GRID ** 2 / images,
+                                           driven_inputs=a["driven"] / images)
             elif self.scheme.name == "bitwise":
                 layer = next(x for x in self.program.xnor_layers if x.index == l)
                 m = self.maps[l]

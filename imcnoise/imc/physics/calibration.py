@@ -32,6 +32,10 @@ offset, is the scheme (all signals normalised to the nominal on-state cell, r = 
   the reference rows' own comparators are auto-zero trimmed first (:func:`trimmed_offsets`).
 
 Every scheme then adds the configured common-mode residue (``baseline_shift_lsb``, ``gain_shift``).
+With ``chip.mapping: gated`` (:mod:`.schemes`) a 0 input reads nothing: the reference rows' low
+level (all inputs 0) is the offset alone, and each line's zero-count level sits M1 match steps
+below its zero-input level (:meth:`NominalCalibration._zero_count`); trim reads the zero input as
+for xnor, which on a gated line measures its offset only (no device conducts).
 ``reads: null`` measures exactly, without noise or reference offsets (the legacy chip's
 calibration: what the simulator knows). The bitwise scheme calibrates its latches instead
 (:class:`LatchCalibration`): the reference level of every latch is the mean of a reference
@@ -139,11 +143,17 @@ class NominalCalibration:
         (voltage sensing: V / sum G_tot of its devices) sees them scaled by vpu_nom / vpu."""
         rows = a.zero_bits.shape[1]
         cells = a.cells.double().view(-1, 1).expand(-1, rows)
-        b, l = cells * self.r, torch.full_like(cells, 1.0 - self.r)
+        b, l = self.scheme.mapping.zero_input_level(cells, self.r), torch.full_like(cells, 1.0 - self.r)
         if not isinstance(a.vpu, float):  # voltage sensing: nominal vpu of an n-cell line is V / (n (1 + r))
             scale = (self.cfg.device.read_voltage_v / (cells * (1.0 + self.r))) / a.vpu.double()
             b, l = b * scale, l * scale
-        return LineCalibration(b, l, torch.zeros_like(cells))
+        return self._zero_count(a, LineCalibration(b, l, torch.zeros_like(cells)))
+
+    def _zero_count(self, a: LayerLines, c: LineCalibration) -> LineCalibration:
+        """The baseline b is the signal of a count of 0: xnor, the level of a row reading no match
+        (what the reference rows measure); gated, M1 match steps below the zero-input level (the
+        count is M1 + signal / l: :meth:`.mappings.Mapping.zero_count_level`)."""
+        return LineCalibration(self.scheme.mapping.zero_count_level(c.baseline, c.lsb, a.zero_bits), c.lsb, c.correction_lsb)
 
     def line_calibration(self, a: LayerLines) -> LineCalibration:
         return self._nominal(a)
@@ -180,9 +190,9 @@ class NominalCalibration:
             vpu_line = a.vpu if isinstance(a.vpu, float) else a.vpu.double()
             base = per_line(lo_v) / vpu_line
             lsb = (per_line(hi_v) - per_line(lo_v)) / (vpu_line * a.cells.double().view(-1, 1))
-            return LineCalibration(base, lsb, torch.zeros_like(base))
+            return self._zero_count(a, LineCalibration(base, lsb, torch.zeros_like(base)))
         per_line = lambda t: t[:, a.row_tile]
-        return LineCalibration(per_line(base), per_line(lsb), torch.zeros_like(per_line(base)))
+        return self._zero_count(a, LineCalibration(per_line(base), per_line(lsb), torch.zeros_like(per_line(base))))
 
     def trim(self, a: LayerLines, cal: LineCalibration) -> torch.Tensor:
         """The trim of every line: its zero-input reads through the sense path (with baseline and LSB

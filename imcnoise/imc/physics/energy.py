@@ -10,6 +10,9 @@ steps):
   G_read,j (a non-spike drives the complement line, so it costs as much as a spike); merged-line
   voltage sensing, N (1 - N / S) (the current through the read devices into the floating line and
   out through the others); bitwise, every cell's own read, d + (n - d) G_off / G_on for d matches;
+  with the gated mapping only the cells whose input is 1 conduct, both devices of each at their
+  nominal conductance, (1 + G_off / G_on) per driven cell (bitwise: device A of each, as its
+  latch decided), and only their input lines are charged and their latches decide;
 * **drivers** -- each input vector charges the input lines of a sub-array: cells * C_line *
   V_read^2 with C_line = rows * C_per_cell (the lines stay driven while the sub-array's rows are
   read in turn);
@@ -53,6 +56,7 @@ class LayerActivity:
     array_units: float = 0.0  # sum over all reads of the array energy in units of V_read^2 G_on t_read
     held_units_sq: float = 0.0  # sum over held (tau1) reads of the squared held signal, units^2 (one volts-per-unit)
     held_volts_sq: float | None = None  # the same in V^2 (lines with their own volts-per-unit: voltage sensing)
+    driven_inputs: float | None = None  # gated mapping: input cells at 1 summed over the reads (None: every input drives a line)
 
 
 @dataclass
@@ -182,9 +186,12 @@ def inference_energy(program: ChipProgram, cfg: AnalogConfig, activity: dict[int
         vectors = T * l.positions  # input vectors per slot applied to every sub-array per inference
         reads = vectors * l.n_slots
         line_reads = reads * sum(m.cells(c) for c in range(m.n_col_tiles)) * l.rows  # lines x cells crossed
+        if act.driven_inputs is not None:  # gated mapping: only the inputs at 1 charge their lines
+            line_reads = act.driven_inputs * l.rows
         S = m.n_sensings
         if bitwise:
-            e_conv = latch_energy(reads * l.rows * l.cols, reads * l.rows * l.cols)
+            decisions = reads * l.rows * l.cols if act.driven_inputs is None else act.driven_inputs * l.rows
+            e_conv = latch_energy(decisions, reads * l.rows * l.cols)
         else:
             e_conv = sum(adc_energy(cfg, b, vectors * l.rows) for b in sensing_bits(cfg, m, l.n_slots))
         per_step = (S - 1) + (3 if bsnn else 2)  # partial sums, charge / bias, compare

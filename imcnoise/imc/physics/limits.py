@@ -15,9 +15,12 @@ value does). The limits (``chip.limits``, defaults and sources in :mod:`imcnoise
   V (G_read,j - rho G_tot,j) over worst-case patterns (:func:`.line.worst_patterns`); a bitwise read
   passes one cell's current per bit line;
 * ``subarray_power_w`` -- the power one sub-array read draws from its drivers: rows_per_read x
-  the sum over a row's sensings of the largest power of each line (V I_drawn);
+  the sum over a row's sensings of the largest power of each line (V I_drawn; gated mapping with
+  current sensing: both devices of every cell, n V^2 (G_on + G_off));
 * ``ir_drop_fraction`` -- the largest deviation of a summing line's node voltages from their
-  nominal value, relative to V_read (:func:`.line.worst_node_deviation`). The line network is
+  nominal value, relative to V_read (:func:`.line.worst_node_deviation`; for the gated mapping
+  the bound of the xnor line, whose cells load it with G_on + G_off where a gated line's carry
+  G_on or G_off: conservative). The line network is
   solved exactly for ohmic devices; beyond this deviation the devices' bias dependence (an MTJ's
   TMR falls with its voltage) makes the ohmic model wrong;
 * the current sense stage's full-scale swing must fit the supply (checked by the schema).
@@ -30,6 +33,7 @@ import torch
 
 from ..config import AnalogConfig, cell_g_on_siemens, cell_off_ratio
 from .line import worst_node_deviation, worst_patterns
+from .mappings import make_mapping
 
 
 class ChipLimitError(ValueError):
@@ -76,7 +80,9 @@ def line_power_w(cfg: AnalogConfig, n: int | None = None) -> float:
         d = torch.arange(n + 1, dtype=torch.float64)
         nn = n * r + d * (1 - r)
         return float((nn * (1 - nn / (n * (1 + r)))).max()) * v * v * g
-    return n * v * v * g  # every cell matching (bitwise: every latch reading an on-state cell)
+    if scheme == "current":  # every cell matching (gated: every input at 1, both devices of each conduct)
+        return n * v * v * g * make_mapping(cfg).conducting_cell_units(r)
+    return n * v * v * g  # every latch reading an on-state cell
 
 
 def row_sensings(cfg: AnalogConfig) -> list[int]:

@@ -25,6 +25,10 @@ node, and what per-read noise it carries is the scheme, one class each:
   device's read noise, Gaussian at its input: Phi(margin / sigma)); the popcount's per-read
   variance is sum p (1 - p) (a second product), drawn as one normal per count.
 
+**Mappings** (``chip.mapping``, :mod:`.mappings`): the above is the paper's ``xnor`` mapping; with
+``gated`` only inputs at 1 drive their cells, both devices of each on a positive and a negative
+line whose difference is sensed: w_A = w+ G+ - w- G-, w_B = 0, and the count is M1 + the signal.
+
 All weights lie on the 2**-12 grid of :mod:`.cell`, so every engine's product is an exact fp32
 sum in any order.
 """
@@ -39,6 +43,7 @@ import torch
 from ..config import AnalogConfig, cell_g_on_siemens, cell_off_ratio, transimpedance_ohm, volts_per_unit
 from .cell import quantize_conductance, squared_conductance
 from .line import position_weights
+from .mappings import make_mapping
 
 
 @dataclass
@@ -72,24 +77,36 @@ class Scheme:
 
     def __init__(self, cfg: AnalogConfig):
         self.cfg = cfg
+        self.mapping = make_mapping(cfg)
         self.off_ratio = cell_off_ratio(cfg)
         # the wire resistance in units of the nominal on-state cell: r G_on
         self.r_norm = cfg.array.wire_resistance_ohm * cell_g_on_siemens(cfg)
 
     # ------------------------------------------------------------------ weights
-    def line_weights(self, g_a: torch.Tensor, g_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pair_lines(self, g_a: torch.Tensor, g_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Grid weights (w G_A, w G_B) of cells ``[S, rows, n]`` (normalised to G_on) with the exact
-        IR-drop position weights w of each line (:func:`.line.position_weights`; none when r = 0)."""
+        IR-drop position weights w (:func:`.line.position_weights`; none when r = 0) of the line each
+        device is on: one line loaded by G_A + G_B (xnor), or a line per device (gated)."""
         if self.r_norm == 0:
             return g_a.float(), g_b.float()
-        w = position_weights(g_a.double() + g_b.double(), self.r_norm)
-        return quantize_conductance(g_a.double() * w).float(), quantize_conductance(g_b.double() * w).float()
+        if self.mapping.devices_share_a_line():
+            w_p = w_m = position_weights(g_a.double() + g_b.double(), self.r_norm)
+        else:
+            w_p, w_m = position_weights(g_a.double(), self.r_norm), position_weights(g_b.double(), self.r_norm)
+        return quantize_conductance(g_a.double() * w_p).float(), quantize_conductance(g_b.double() * w_m).float()
+
+    def line_weights(self, g_a: torch.Tensor, g_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The engines' weights (w_A, w_B) of cells ``[S, rows, n]``: xnor (w G_A, w G_B), gated
+        (w+ G+ - w- G-, 0) (:mod:`.mappings`)."""
+        return self.mapping.engine_weights(*self._pair_lines(g_a, g_b))
 
     def weights(self, g_a: torch.Tensor, g_b: torch.Tensor) -> SensingWeights:
-        w_a, w_b = self.line_weights(g_a, g_b)
-        sq = self.cfg.device.read_sigma > 0
-        return SensingWeights(w_a, w_b, squared_conductance(w_a) if sq else None, squared_conductance(w_b) if sq else None,
-                              self.vpu(w_a, w_b))
+        p, m = self._pair_lines(g_a, g_b)
+        w_a, w_b = self.mapping.engine_weights(p, m)
+        sq_a = sq_b = None
+        if self.cfg.device.read_sigma > 0:
+            sq_a, sq_b = self.mapping.squared_weights(squared_conductance(p), squared_conductance(m))
+        return SensingWeights(w_a, w_b, sq_a, sq_b, self.vpu(w_a, w_b))
 
     def vpu(self, w_a: torch.Tensor, w_b: torch.Tensor) -> torch.Tensor | float:
         raise NotImplementedError
@@ -188,7 +205,7 @@ class BitwiseSensing(Scheme):
         qa, qb = quantize_conductance(pa).float(), quantize_conductance(pb).float()
         va = quantize_conductance(pa * (1 - pa)).float() if dyn else None
         vb = quantize_conductance(pb * (1 - pb)).float() if dyn else None
-        return SensingWeights(qa, qb, va, vb, 1.0)
+        return SensingWeights(*self.mapping.latch_weights(qa, qb, va, vb, present), 1.0)
 
     def read_std(self, signal, square, static):
         return square.sqrt_()  # sum of p (1 - p) over the driven cells: the popcount's variance

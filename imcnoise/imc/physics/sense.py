@@ -22,7 +22,8 @@ Residual layers (paper Sec. III, eq. 11) read two time slots: the tau1 MAC is he
 included (:func:`hold_with_gain_and_droop`, then kT/C) -- then the tau2 MAC is added and the sum is sensed once. When every effect
 is off the sum is exact. The bitwise scheme has no analog path: each slot's popcount is exact
 digital logic, with the latches' per-read decision noise as one normal per count
-(:func:`popcount`).
+(:func:`popcount`); with the gated mapping the line's register M1 is added per slot (its
+zero-count level, ``baseline = -M1``).
 
 Tensors are in the reads layout ``[N, K, L, S, rows]`` (N = T*B samples, K chips, L output
 positions, S sensings of a row; :mod:`imcnoise.imc.engines.layouts`), static per-chip values
@@ -258,6 +259,8 @@ def sense(reads: list[SlotRead], static: SenseStatic, cfg: AnalogConfig, noise=N
                 c = add_noise_(c.clone(), read.read_std, z("latch", s))
             c = _segment(c, ("popcount",), {})
             total = c if total is None else _segment(total, ("add",), {"other": c})
+        if bool((static.baseline != 0).any()):  # a popcount's zero-count level per slot (gated mapping: -M1)
+            total = _segment(total, ("add",), {"other": -len(reads) * static.baseline.to(dtype)})
         return _segment(total, ("sum",), {})
     n_slots = len(reads)
     s_ktc, s_noise = ktc_sigma_v(cfg.buffer), noise_sigma_v(cfg)
