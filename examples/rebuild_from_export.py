@@ -146,7 +146,7 @@ def run(prog: dict, z: dict, images: np.ndarray, index: np.ndarray, seed: int) -
                 r = np.concatenate([r] * lay["residual_repeat"], axis=1)
                 dot = dot + xnor_dot(r.reshape(r.shape[0], -1) if lay["kind"] == "fc" else r, wbits, lay)  # slot tau2
             shape = (-1, 1, 1) if lay["kind"] == "conv" else (-1,)
-            drive = z[p + "gain"].reshape(shape) * dot - z[p + "bias"].reshape(shape)
+            drive = z[p + "input_dependent"].reshape(shape) * dot - z[p + "bias"].reshape(shape)
             drive = drive.reshape(T, B, *drive.shape[1:])
             th = z[p + "theta_hat"].reshape(shape)
             bits = if_neuron(drive, th) if lay["neuron"] == "if" else (drive > th).astype(np.float64)

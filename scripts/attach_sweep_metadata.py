@@ -23,8 +23,8 @@ import pandas as pd
 
 from imcnoise.sweep import load_scenario, write_report
 from imcnoise.files import atomic_write
-from imcnoise.sweep.report import TRIALS_FILE, _results
-from imcnoise.sweep.runner import StopRule, _load_data, open_store, prepare
+from imcnoise.sweep.report import TRIALS_FILE, results_from_frames
+from imcnoise.sweep.runner import StopRule, load_data, open_store, prepare
 
 
 def main(results: str, scenario: str) -> None:
@@ -38,7 +38,7 @@ def main(results: str, scenario: str) -> None:
         for m, h in prep.hashes.items():
             if set(trials.loc[trials.model == m, "checkpoint_sha256"]) != {h}:
                 sys.exit(f"error: {out}: the {m} trials come from another checkpoint than {scenario} names")
-        store = open_store(prep, _load_data(sc, sc.dataset.limit))
+        store = open_store(prep, load_data(sc, sc.dataset.limit))
         rule = StopRule(sc)
         for pt, g in trials.groupby("point"):
             acc = g.pivot(index="trial", columns="model", values="accuracy")
@@ -51,7 +51,7 @@ def main(results: str, scenario: str) -> None:
         doc = json.loads(db.execute("SELECT value FROM meta WHERE key = 'scenario'").fetchone()[0])
         db.close()
     axes = list(trials.attrs.get("axes") or [])
-    res = _results(trials, axes, stops, reference, doc)
+    res = results_from_frames(trials, axes, stops, reference, doc)
     atomic_write(out / TRIALS_FILE, lambda t: res["trials"].to_parquet(t, index=False))
     res = write_report(out)
     print(res["markdown"])

@@ -91,3 +91,19 @@ def assert_clean_error(result, code: int = 2) -> None:
     exc = result.exception
     assert result.exit_code == code, (result.exit_code, result.output)
     assert exc is None or isinstance(exc, SystemExit), f"crashed with {type(exc).__name__}: {exc}\n{result.output}"
+
+
+def record_layer(chip, layer_index: int) -> dict:
+    """Wrap ``chip.mac`` so that the reads of binary layer ``layer_index`` are kept: ``seen["x"]`` the
+    first slot's input bits of chip 0, ``seen["dot"]`` its counts (the last batch run)."""
+    seen = {}
+    orig = chip.mac
+
+    def hook(layer, slots, p):
+        out = orig(layer, slots, p)
+        if layer.index == layer_index:
+            seen["x"], seen["dot"] = slots[0][:, 0], out[:, 0]
+        return out
+
+    chip.mac = hook
+    return seen

@@ -16,7 +16,7 @@ from imcnoise.imc.config import lsb_voltage_v
 from imcnoise.imc.engines import layouts
 from imcnoise.imc.physics.sense import SenseStatic, SlotRead, buffer_droop, ktc_sigma_v
 
-from helpers import calibrated_model, fmnist, quiet_chip
+from helpers import calibrated_model, fmnist, quiet_chip, record_layer
 
 N_DEV = 200_000
 
@@ -273,16 +273,7 @@ def test_aihwkit_and_rram_models_plug_in(device):
     assert torch.equal(chip.state[layer.index].weights.w_a[0], g[:, :layer.cols].float())
     assert not torch.equal(g, target)
     d = fmnist("test", 4)
-    seen = {}
-    orig = chip.mac
-
-    def hook(l, slots, p):
-        out = orig(l, slots, p)
-        if l.index == layer.index:
-            seen["x"], seen["dot"] = slots[0][:, 0], out[:, 0]
-        return out
-
-    chip.mac = hook
+    seen = record_layer(chip, layer.index)
     chip.run(d.images, torch.arange(len(d)))
     x = torch.nn.functional.unfold(layouts.nchw(seen["x"]).double(), 3, padding=1).transpose(1, 2)  # [N, L, M]
     g64 = g.double()

@@ -43,7 +43,7 @@ def test_spike_exact_with_forced_negative_and_zero_gamma(kind, residual):
     model = calibrated_model(kind, residual=residual, negative_gamma=0.5, zero_gamma=1)
     prog = fold_model(model)
     flipped = sum(int(l.flipped.sum()) for l in prog.xnor_layers)
-    assert flipped > 0 and all((l.gain == 0).sum() == 1 for l in prog.xnor_layers)
+    assert flipped > 0 and all((l.input_dependent == 0).sum() == 1 for l in prog.xnor_layers)
     assert all((l.residual_from is not None) == (residual == "paper" and l.index in (3, 4, 5, 6, 7, 9)) for l in prog.xnor_layers)
     res = compare_engines(model, prog, fmnist("test", 96), batch_size=48)
     assert res.exact, res.summary()

@@ -15,7 +15,7 @@ from imcnoise.imc import (AnalogChip, AnalogConfig, FastChipBatch, SttMramDevice
 from imcnoise.imc.config import cell_g_on_siemens, cell_off_ratio
 from imcnoise.imc.engines import layouts
 
-from helpers import calibrated_model, fmnist, quiet_chip
+from helpers import calibrated_model, fmnist, quiet_chip, record_layer
 
 
 @pytest.mark.parametrize("scheme", ["current", "bitwise"])
@@ -54,16 +54,7 @@ def _first_layer_reads(cfg, prog, images: int = 12, seed: int = 1):
     """Counts and input bits of the first binary layer of one chip: (counts [N*L, rows], inputs [N*L, cols])."""
     chip = FastChipBatch(prog, cfg, [seed])
     layer = prog.xnor_layers[0]
-    seen = {}
-    orig = chip.mac
-
-    def hook(lay, slots, p):
-        out = orig(lay, slots, p)
-        if lay.index == layer.index:
-            seen["x"], seen["dot"] = slots[0][:, 0], out[:, 0]
-        return out
-
-    chip.mac = hook
+    seen = record_layer(chip, layer.index)
     d = fmnist("test", images)
     chip.run_chips(d.images, torch.arange(images))
     x = torch.nn.functional.unfold(layouts.nchw(seen["x"]).double(), 3, padding=1).transpose(1, 2)  # [N, L, cols]
@@ -177,3 +168,21 @@ def test_the_default_chip_file_is_the_default_chip():
     resolved = default.model_copy(update={"sense_amp": default.sense_amp.model_copy(
         update={"offset_sigma_v": offset_sigma_v(default)})})
     assert AnalogConfig(**doc) == resolved
+
+
+def test_a_sweep_case_is_validated_as_a_whole():
+    """A case whose settings only make sense together (gated mapping + current sensing: each alone
+    on the default voltage-sensing chip is refused or different) validates; gated + voltage is
+    refused with the case's index and name."""
+    from imcnoise.sweep.scenario import ScenarioError, validate_scenario
+
+    base = {"name": "t", "models": {"bsnn": "shipped:fmnist-bsnn", "bnn": "shipped:fmnist-bnn"},
+            "chip": {"device": {"model": "stt_mram", "read_voltage_v": 0.08}, "array": {"cells_per_sensing": 18}}}
+    ok = {**base, "sweep": {"cases": [{"name": "gc", "set": {"chip.mapping": "gated", "chip.sense_amp.scheme": "current"}}]}}
+    assert validate_scenario(ok).sweep.cases[0].name == "gc"
+    bad = {**base, "sweep": {"cases": [{"name": "gc", "set": {"chip.sense_amp.scheme": "current"}},
+                                       {"name": "gv", "set": {"chip.mapping": "gated", "chip.sense_amp.adc_bits": 5}}]}}
+    with pytest.raises(ScenarioError) as e:
+        validate_scenario(bad)
+    assert "sweep.cases[1] (gv)" in str(e.value) and "mapping: gated" in str(e.value)
+    assert "cases[0]" not in str(e.value)

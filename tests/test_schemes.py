@@ -15,7 +15,7 @@ from scipy import integrate, stats
 from imcnoise.imc import AnalogChip, AnalogConfig, FastChipBatch, SttMramDevice, evaluate, evaluate_xnor, fold_model
 from imcnoise.imc.engines import layouts
 
-from helpers import REPO_ROOT, calibrated_model, fmnist, quiet_chip
+from helpers import REPO_ROOT, calibrated_model, fmnist, quiet_chip, record_layer
 
 
 @pytest.mark.parametrize("scheme", ["current", "voltage", "bitwise"])
@@ -33,20 +33,6 @@ def test_every_scheme_and_sensing_size_is_exact_with_ideal_devices(scheme):
             assert all(v["max_abs_err"] == 0 for v in res.errors.values())
 
 
-def _hook(chip, layer_index):
-    seen = {}
-    orig = chip.mac
-
-    def hook(layer, slots, p):
-        out = orig(layer, slots, p)
-        if layer.index == layer_index:
-            seen["x"], seen["dot"] = slots[0][:, 0], out[:, 0]
-        return out
-
-    chip.mac = hook
-    return seen
-
-
 def test_voltage_sensing_counts_are_the_ratio_of_the_line_conductances():
     """Merged source line, device spread 0.08, nominal calibration, no wire resistance: every sensed
     count is (V_SL - V_0) / V_lsb with V_SL = V sum_j G_read,j / sum_j (G_A,j + G_B,j) of the line's
@@ -57,7 +43,7 @@ def test_voltage_sensing_counts_are_the_ratio_of_the_line_conductances():
                      array={"cells_per_sensing": None})
     chip = AnalogChip(prog, cfg, chip_seed=4)
     layer = prog.xnor_layers[0]
-    seen = _hook(chip, layer.index)
+    seen = record_layer(chip, layer.index)
     chip.run(fmnist("test", 4).images, torch.arange(4))
     w = chip.state[layer.index].weights
     ga, gb = w.w_a[0].double(), w.w_b[0].double()  # the line's cells (one sensing of 72)
@@ -151,7 +137,7 @@ def test_bitwise_popcount_with_decision_noise_has_the_summed_bernoulli_moments()
                      calibration={"mode": "nominal"}, array={"cells_per_sensing": None})
     chip = FastChipBatch(prog, cfg, [2])
     layer = prog.xnor_layers[0]
-    seen = _hook(chip, layer.index)
+    seen = record_layer(chip, layer.index)
     d = fmnist("test", 8)
     chip.run_chips(d.images, torch.arange(8))
     w = chip.state[layer.index].weights

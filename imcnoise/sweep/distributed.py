@@ -55,9 +55,9 @@ def _worker_state(spec: dict):
         prep = prepare(sc, Path(spec["base_dir"]))
         if prep.digest != key:
             raise ScenarioError("worker: the scenario prepares differently here than on the client")
-        from .runner import _load_data
+        from .runner import load_data
 
-        _WORKER[key] = (prep, _load_data(sc, sc.dataset.limit), json.dumps(package_versions(), sort_keys=True))
+        _WORKER[key] = (prep, load_data(sc, sc.dataset.limit), json.dumps(package_versions(), sort_keys=True))
     return _WORKER[key]
 
 

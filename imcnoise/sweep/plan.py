@@ -6,14 +6,14 @@ import time
 
 from ..imc import AnalogChip, FastChipBatch, evaluate
 from .points import point_scenario
-from .runner import Prepared, StopRule, _load_data, chip_seed, point_program
+from .runner import Prepared, StopRule, load_data, chip_seed, point_program
 
 
 def time_one_chip(prep: Prepared, images: int = 64) -> dict[str, tuple[float, float]]:
     """(seconds to program one chip, seconds per image) of each model at the first point, here."""
     sc = prep.scenario
     psc = point_scenario(sc, prep.points[0])
-    data = _load_data(psc, min(images, psc.dataset.limit or images))
+    data = load_data(psc, min(images, psc.dataset.limit or images))
     out = {}
     for m in prep.models:
         prog = point_program(prep, m, psc)
@@ -30,7 +30,7 @@ def time_one_chip(prep: Prepared, images: int = 64) -> dict[str, tuple[float, fl
 def dry_run(prep: Prepared) -> str:
     sc = prep.scenario
     rule = StopRule(sc)
-    images = sc.dataset.limit or len(_load_data(sc, None))
+    images = sc.dataset.limit or len(load_data(sc, None))
     lines = [f"# Dry run of `{sc.name}` -> {prep.out}", "",
              f"{len(prep.points)} points x {'adaptive ' + str(sc.adaptive.min_trials) + '..' + str(rule.planned) if rule.adaptive else rule.planned} "
              f"chip instances x {len(prep.models)} models x {images} images ({sc.dataset.name}/{sc.dataset.split}), {sc.run.engine} engine on "

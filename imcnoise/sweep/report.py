@@ -155,10 +155,12 @@ def load_results(directory: str | Path) -> dict[str, pd.DataFrame]:
         scenario = json.loads(store.meta("scenario") or "{}")
     finally:
         store.close()
-    return _results(trials, axes, stops, reference, scenario)
+    return results_from_frames(trials, axes, stops, reference, scenario)
 
 
-def _results(trials, axes, stops, reference, scenario) -> dict:
+def results_from_frames(trials, axes, stops, reference, scenario) -> dict:
+    """The report's dict (trials, per_model, paired, reference, stops, axes, scenario, models, pairs)
+    from the trials, stops and reference tables of a sweep and its scenario document."""
     models, pairs = models_and_pairs(trials, scenario)
     per_model, paired = summarize(trials, axes, stops, models, pairs) if not trials.empty else (pd.DataFrame(), pd.DataFrame())
     trials.attrs = {"axes": axes, "scenario": scenario, "reference": reference.to_dict("records"),
@@ -178,7 +180,7 @@ def _from_trials_file(path: Path) -> dict:
     stops = pd.DataFrame(a.get("stops") or [], columns=None)
     stops = stops.set_index("point") if "point" in stops else pd.DataFrame(columns=["trials", "reason"])
     reference = pd.DataFrame(a.get("reference") or [], columns=["model", "accuracy", "n_images", "checkpoint_sha256"])
-    return _results(trials, list(a["axes"]), stops, reference, a.get("scenario") or {})
+    return results_from_frames(trials, list(a["axes"]), stops, reference, a.get("scenario") or {})
 
 
 def _fmt_pct(x: float) -> str:

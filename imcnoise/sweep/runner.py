@@ -113,7 +113,8 @@ def check_points(sc: Scenario, points: list[Point]) -> None:
         raise ScenarioError("\n".join(problems[:5]) + more)
 
 
-def _load_data(sc: Scenario, limit):
+def load_data(sc: Scenario, limit):
+    """The scenario's data set, its first ``limit`` images (ScenarioError naming ``dataset`` when it cannot be read)."""
     try:
         return load_dataset(sc.dataset.name, sc.dataset.split, sc.dataset.data_dir).subset(limit)
     except DataError as exc:
@@ -290,7 +291,7 @@ def start_sweep(prep: Prepared, progress: bool):
     from tqdm.auto import tqdm
 
     sc = prep.scenario
-    base_data = _load_data(sc, sc.dataset.limit)  # fail on data before writing anything
+    base_data = load_data(sc, sc.dataset.limit)  # fail on data before writing anything
     store = open_store(prep, base_data)
     rule = StopRule(sc)
     states = [PointState(p, rule, _diffs(store.point_accuracies(p.index), rule)) for p in prep.points]
@@ -308,7 +309,7 @@ def finish_point(store: ResultsStore, state: PointState, bar) -> None:
 
 
 def point_data(prep: Prepared, psc: Scenario, base_data):
-    return base_data if psc.dataset.limit == prep.scenario.dataset.limit else _load_data(psc, psc.dataset.limit)
+    return base_data if psc.dataset.limit == prep.scenario.dataset.limit else load_data(psc, psc.dataset.limit)
 
 
 def run_sweep(prep: Prepared, *, progress: bool = True, log=print) -> ResultsStore:

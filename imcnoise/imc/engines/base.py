@@ -114,7 +114,7 @@ class Engine:
         self._digital = {l.index: self._digital_tensors(l) for l in program.layers if isinstance(l, DigitalLayer)}
         self._neuron = {}
         for l in program.xnor_layers:
-            gain = torch.from_numpy(l.gain).double().to(self.device)
+            gain = torch.from_numpy(l.input_dependent).double().to(self.device)
             self._neuron[l.index] = (None if bool((gain == 1).all()) else gain, torch.from_numpy(l.bias).double().to(self.device),
                                      torch.from_numpy(l.theta_hat).double().to(self.device))
         self._sources = {l.residual_from for l in program.xnor_layers if l.residual_from is not None}

@@ -49,12 +49,14 @@ class XnorLayer:
     Neuron update per time step (Alg. 2 with eq. 11 for residual layers, n_slots MACs):
 
         dot   = sum over slots of popcount(XNOR(bits_row, input_bits))
-        v_hat = v_hat + gain * dot - bias      ("if": B-SNN)   fire iff v_hat > theta_hat, then v_hat -= theta_hat
-        out   = gain * dot - bias > theta_hat  ("sign": BNN, no state, theta_hat = 0)
+        v_hat = v_hat + u * dot - bias      ("if": B-SNN)   fire iff v_hat > theta_hat, then v_hat -= theta_hat
+        out   = u * dot - bias > theta_hat  ("sign": BNN, no state, theta_hat = 0)
+
+    with u = ``input_dependent`` (1 for every row but those below).
 
     Rows whose BN scale gamma*alpha is negative are stored with inverted bits (``flipped``):
     -sum_j w_j o_j = sum_j (-w_j) o_j, so the comparison keeps its direction. Rows with
-    gamma*alpha = 0 have ``gain`` 0: their drive does not depend on the input.
+    gamma*alpha = 0 have ``input_dependent`` 0: their drive does not depend on the input.
     """
 
     index: int
@@ -67,7 +69,7 @@ class XnorLayer:
     bits: np.ndarray  # uint8 0/1 [rows, M]
     flipped: np.ndarray  # bool [rows]
     m1: np.ndarray  # int64 [rows]
-    gain: np.ndarray  # uint8 [rows] (1, or 0 when gamma*alpha == 0)
+    input_dependent: np.ndarray  # uint8 [rows]: 1, or 0 when gamma*alpha == 0 (the drive is -bias alone)
     bias: np.ndarray  # float64 [rows]
     theta_hat: np.ndarray  # float64 [rows]
     residual_from: int | None = None
@@ -137,7 +139,7 @@ class ChipProgram:
                 "m1_min": int(l.m1.min()), "m1_max": int(l.m1.max()),
                 "theta_hat_min": float(l.theta_hat.min()), "theta_hat_max": float(l.theta_hat.max()),
                 "bias_min": float(l.bias.min()), "bias_max": float(l.bias.max()),
-                "flipped_rows": int(l.flipped.sum()), "zero_gain_rows": int((l.gain == 0).sum()),
+                "flipped_rows": int(l.flipped.sum()), "input_independent_rows": int((l.input_dependent == 0).sum()),
                 "positions": l.positions, "array_reads_per_inference": vectors * m.n_subarrays,
                 "row_macs_per_inference": vectors * l.rows,
             })
@@ -188,7 +190,7 @@ class ChipProgram:
                 arrays[p + "bits_packed"] = np.packbits(l.bits, axis=1, bitorder="little")
                 arrays[p + "flipped"] = l.flipped
                 arrays[p + "m1"] = l.m1
-                arrays[p + "gain"] = l.gain
+                arrays[p + "input_dependent"] = l.input_dependent
                 arrays[p + "bias"] = l.bias
                 arrays[p + "theta_hat"] = l.theta_hat
             layers_json.append(d)
@@ -225,7 +227,7 @@ class ChipProgram:
                 bits = np.unpackbits(arrays[p + "bits_packed"], axis=1, count=lj["cols"], bitorder="little")
                 layers.append(XnorLayer(index=lj["index"], kind=lj["kind"], neuron=lj["neuron"], in_features=lj["in_features"],
                                         out_features=lj["out_features"], in_size=lj["in_size"], pool_after=lj["pool_after"],
-                                        bits=bits, flipped=arrays[p + "flipped"], m1=arrays[p + "m1"], gain=arrays[p + "gain"],
+                                        bits=bits, flipped=arrays[p + "flipped"], m1=arrays[p + "m1"], input_dependent=arrays[p + "input_dependent" if p + "input_dependent" in arrays else p + "gain"],
                                         bias=arrays[p + "bias"], theta_hat=arrays[p + "theta_hat"],
                                         residual_from=lj["residual_from"], residual_pool=lj["residual_pool"],
                                         residual_repeat=lj["residual_repeat"], kernel=lj["kernel"], padding=lj["padding"]))
@@ -240,8 +242,8 @@ CONVENTIONS = {
     "padding": "images zero-padded to image_size; binary convs pad with bit 0 (no spike / -1 activation)",
     "column_order": "conv row j = c*k*k + ky*k + kx (PyTorch weight layout), fc row j = input feature",
     "bits": "weight bit 1 = +1, 0 = -1 (inverted where flipped); BNN activation bit 1 = +1",
-    "xnor_layer": "dot = sum_slots popcount(XNOR(bits, in)); if: v += gain*dot - bias, spike iff v > theta_hat, "
-                  "v -= theta_hat on spike; sign: out = gain*dot - bias > theta_hat",
+    "xnor_layer": "dot = sum_slots popcount(XNOR(bits, in)); if: v += input_dependent*dot - bias, spike iff v > theta_hat, "
+                  "v -= theta_hat on spike; sign: out = input_dependent*dot - bias > theta_hat",
     "pooling": "OR over 2x2 after layers with pool_after",
     "residual": "source layer's pre-pool output, OR-pooled by residual_pool, channels repeated residual_repeat times "
                 "(channel c -> c mod C_src), flattened for fc",

@@ -82,7 +82,7 @@ def fold_model(model: BinaryVGG11, meta: dict | None = None) -> ChipProgram:
         layers.append(XnorLayer(
             index=spec.index, kind=spec.kind, neuron=neuron, in_features=spec.in_features, out_features=spec.out_features,
             in_size=spec.in_size, pool_after=spec.pool_after, bits=_np(bits), flipped=_np(p < 0), m1=_np(m1),
-            gain=_np(gain), bias=_np(bias), theta_hat=_np(theta_hat), residual_from=spec.residual_from,
+            input_dependent=_np(gain), bias=_np(bias), theta_hat=_np(theta_hat), residual_from=spec.residual_from,
             residual_pool=spec.residual_pool, residual_repeat=spec.residual_repeat))
     return ChipProgram(kind=cfg.kind, timesteps=cfg.timesteps, threshold=theta, in_channels=cfg.in_channels,
                        image_size=cfg.image_size, num_classes=cfg.num_classes, input_mean=cfg.input_mean,
