@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from imcnoise.files import atomic_write
+from imcnoise.sweep.points import CASE
 from imcnoise.sweep.report import load_results, model_label, tolerance_table
 
 UNITS = {"chip.sense_amp.offset_sigma_v": (1e3, "mV"), "chip.device.sigma_r_p": (1.0, "std of ln R")}
@@ -30,7 +31,7 @@ def _fmt(v: float, scale: float, lo: float) -> str:
 
 def table(directory: Path, within: float = 0.01) -> str:
     res = load_results(directory)
-    axis = res["axes"][-1]  # the swept quantity (the case is the other axis)
+    axis = next(a for a in res["axes"] if a != CASE)  # the swept quantity (its first path; the case is the other axis)
     scale, unit = UNITS.get(axis, (1.0, ""))
     t = tolerance_table(res, axis, within)
     top = t["swept"].iloc[0].split(" .. ")[-1] if len(t) else "?"

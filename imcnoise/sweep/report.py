@@ -390,28 +390,34 @@ def plot_energy(res: dict, out: Path) -> list[Path]:
     pm = res["per_model"]
     if pm.empty or "energy_nj" not in pm:
         return []
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(12.0, 4.6))
+    top = 100 * float(pm["mean"].max())
     for m in res["models"]:
         color = _color(res["models"], m)
         s = pm[pm.model == m]
-        ax.errorbar(s["energy_nj"] / 1e3, 100 * s["mean"], yerr=[100 * (s["mean"] - s["ci95_low"].fillna(s["mean"])),
-                    100 * (s["ci95_high"].fillna(s["mean"]) - s["mean"])], fmt="o", color=color, alpha=0.8, capsize=2,
-                    label=f"{model_label(m)} (each sweep point)")
+        for a in (ax, zoom):
+            a.errorbar(s["energy_nj"] / 1e3, 100 * s["mean"], yerr=[100 * (s["mean"] - s["ci95_low"].fillna(s["mean"])),
+                       100 * (s["ci95_high"].fillna(s["mean"]) - s["mean"])], fmt="o", color=color, alpha=0.8, capsize=2,
+                       label=f"{model_label(m)} (each sweep point)")
         s = s.dropna(subset=["energy_nj", "mean"])
         front = s.iloc[pareto_front(s["energy_nj"].to_numpy(), s["mean"].to_numpy())]
-        ax.plot(front["energy_nj"] / 1e3, 100 * front["mean"], "-", color=color, lw=1.2, alpha=0.9,
-                label=f"{model_label(m)} Pareto front")
-        for _, r in front.iterrows():
+        for a in (ax, zoom):
+            a.plot(front["energy_nj"] / 1e3, 100 * front["mean"], "-", color=color, lw=1.2, alpha=0.9,
+                   label=f"{model_label(m)} Pareto front")
+        for i, (_, r) in enumerate(front.iterrows()):  # labelled in the zoom, alternately above and below
             tag = ", ".join(str(r[a]) for a in res["axes"] if a in r.index)
-            ax.annotate(tag, (r["energy_nj"] / 1e3, 100 * r["mean"]), fontsize=6, color=color,
-                        xytext=(3, -8), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("energy per inference on the chip (uJ)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+            zoom.annotate(tag, (r["energy_nj"] / 1e3, 100 * r["mean"]), fontsize=6, color=color,
+                          xytext=(3, 6 if i % 2 else -10), textcoords="offset points")
     sc = res["scenario"].get("scenario", {})
+    for a in (ax, zoom):
+        a.set_xscale("log")
+        a.set_xlabel("energy per inference on the chip (uJ)")
+        a.set_ylabel("test accuracy (%)")
+        a.grid(alpha=0.3, which="both")
+    zoom.set_ylim(top - 6.0, top + 1.5)
+    ax.legend(fontsize=8)
     ax.set_title(f"{sc.get('name', '')}: accuracy vs energy", fontsize=10)
+    zoom.set_title("within 6 points of the best, Pareto fronts labelled", fontsize=10)
     fig.tight_layout()
     f = out / "accuracy_vs_energy.png"
     atomic_write(f, lambda t: fig.savefig(t, dpi=120, format="png"))
