@@ -168,3 +168,15 @@ def test_hostile_pickles_and_yaml_tags_run_nothing(tmp_path):
     assert_clean_error(r)
     assert "not valid YAML" in r.output and "python/object" in r.output, r.output
     assert not marker.exists() and not (tmp_path / "o").exists()
+
+
+def test_stuck_probabilities_summing_above_one_are_refused_for_every_device():
+    """One rule (TwoStateDevice) for every two-state device: p_stuck_on + p_stuck_off <= 1, the error
+    naming both fields and their sum (0.6 + 0.6 = 1.2; 0.7 + 0.5 = 1.2)."""
+    from imcnoise.imc.config import RramDevice, SttMramDevice
+
+    for cls, a, b in ((SttMramDevice, "p_stuck_p", "p_stuck_ap"), (RramDevice, "p_stuck_lrs", "p_stuck_hrs")):
+        with pytest.raises(ValueError) as e:
+            cls(**{a: 0.6, b: 0.6})
+        assert f"{a} + {b} = 1.2 must be <= 1" in str(e.value)
+        assert getattr(cls(**{a: 0.5, b: 0.5}), a) == 0.5

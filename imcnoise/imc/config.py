@@ -66,6 +66,16 @@ class TwoStateDevice(_Strict):
 
     read_voltage_v: float
     read_sigma: float
+    _stuck_fields: tuple[str, str] = ()  # the two stuck-at probabilities of a device (their sum is <= 1)
+
+    @model_validator(mode="after")
+    def _stuck_total(self):
+        if self._stuck_fields:
+            a, b = self._stuck_fields
+            total = getattr(self, a) + getattr(self, b)
+            if total > 1:
+                raise ValueError(f"{a} + {b} = {total} must be <= 1")
+        return self
 
     @property
     def g_on_siemens(self) -> float:
@@ -88,12 +98,7 @@ class SttMramDevice(TwoStateDevice):
     p_stuck_ap: float = prob(0.0, "stuck in AP")
     read_sigma: float = phys(0.0, 0.0, 0.5, "", READ_SIGMA)
     read_voltage_v: float = phys(D.STT_READ_VOLTAGE_V, 0.01, 2.0, "V", "read bias across a cell")
-
-    @model_validator(mode="after")
-    def _stuck_total(self):
-        if self.p_stuck_p + self.p_stuck_ap > 1:
-            raise ValueError(f"p_stuck_p + p_stuck_ap = {self.p_stuck_p + self.p_stuck_ap} must be <= 1")
-        return self
+    _stuck_fields = ("p_stuck_p", "p_stuck_ap")
 
     @property
     def g_on_siemens(self) -> float:
@@ -119,13 +124,12 @@ class RramDevice(TwoStateDevice):
     drift_t0_s: float = phys(D.RRAM_DRIFT_T0_S, 1e-6, 1e6, "s", "time after programming at which drift starts", lo_open=True)
     relaxation_sigma: float = phys(0.0, 0.0, 0.5, "", "extra lognormal spread per sqrt(decade) of time after drift_t0_s")
     read_voltage_v: float = phys(D.RRAM_READ_VOLTAGE_V, 0.01, 2.0, "V", "read bias across a cell")
+    _stuck_fields = ("p_stuck_lrs", "p_stuck_hrs")
 
     @model_validator(mode="after")
     def _check(self):
         if self.r_hrs_ohm <= self.r_lrs_ohm:
             raise ValueError(f"r_hrs_ohm ({self.r_hrs_ohm}) must be greater than r_lrs_ohm ({self.r_lrs_ohm})")
-        if self.p_stuck_lrs + self.p_stuck_hrs > 1:
-            raise ValueError("p_stuck_lrs + p_stuck_hrs must be <= 1")
         return self
 
     @property
