@@ -23,6 +23,7 @@ def table(directory: Path) -> str:
     pm, pr, ref = res["per_model"], res["paired"], res["reference"]
     refs = {r.model: float(r.accuracy) for r in ref.itertuples()}
     cal = "chip.calibration.mode"
+    fixed_cal = ((res["scenario"].get("scenario") or {}).get("chip") or {}).get("calibration", {}).get("mode", "?")
     chips = res["trials"].trial.nunique()
     images = int(ref.n_images.iloc[0])
     lines = [f"# Design space ({chips} chips x {images} images per point)", "",
@@ -33,7 +34,7 @@ def table(directory: Path) -> str:
     for pt, g in pm.groupby("point", sort=True):
         b, n = g[g.model == "bsnn"].iloc[0], g[g.model == "bnn"].iloc[0]
         d = pr[(pr.point == pt) & (pr.pair == "bsnn-bnn")].iloc[0]
-        lines.append(f"| {b[CASE]} | {b[cal]} | {100 * b['mean']:.2f} | {100 * n['mean']:.2f} | "
+        lines.append(f"| {b[CASE]} | {b[cal] if cal in b.index else fixed_cal} | {100 * b['mean']:.2f} | {100 * n['mean']:.2f} | "
                      f"{100 * (refs['bsnn'] - b['mean']):.1f} | {100 * (refs['bnn'] - n['mean']):.1f} | "
                      f"{100 * d.diff_mean:+.2f} [{100 * d.diff_ci95_low:+.2f}, {100 * d.diff_ci95_high:+.2f}] | "
                      f"{b['energy_nj'] / 1e3:.2f} / {n['energy_nj'] / 1e3:.2f} uJ |")
