@@ -95,12 +95,9 @@ class Scheme:
             w_p, w_m = position_weights(g_a.double(), self.r_norm), position_weights(g_b.double(), self.r_norm)
         return quantize_conductance(g_a.double() * w_p).float(), quantize_conductance(g_b.double() * w_m).float()
 
-    def line_weights(self, g_a: torch.Tensor, g_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The engines' weights (w_A, w_B) of cells ``[S, rows, n]``: xnor (w G_A, w G_B), gated
-        (w+ G+ - w- G-, 0) (:mod:`.mappings`)."""
-        return self.mapping.engine_weights(*self._pair_lines(g_a, g_b))
-
     def weights(self, g_a: torch.Tensor, g_b: torch.Tensor) -> SensingWeights:
+        """The engines' weights of cells ``[S, rows, n]``: xnor (w G_A, w G_B), gated (w+ G+ - w- G-, 0)
+        (:mod:`.mappings`), their squares when the devices have read noise, and volts per unit."""
         p, m = self._pair_lines(g_a, g_b)
         w_a, w_b = self.mapping.engine_weights(p, m)
         sq_a = sq_b = None
