@@ -135,6 +135,19 @@ CALIBRATION_REFERENCE_COLUMNS = 4
 CALIBRATION_TRIM_BITS = 6
 CALIBRATION_TRIM_RANGE_LSB = 16.0
 
+# --- per-chip adaptation of the folded neurons after programming (chip.adaptation)
+# Batch-norm statistics re-estimated on the target's own data with a few hundred unlabelled inputs
+# (AdaBN: Li et al., "Adaptive Batch Normalization for practical domain adaptation", Pattern
+# Recognition 80:109, 2018; the same re-estimation on programmed analog hardware recovers most of the
+# lost accuracy, the literature's "few hundred" images): 256 training images, off by default (the
+# shipped tables are without it).
+ADAPTATION_MODE = "off"
+ADAPTATION_IMAGES = 256
+# The neuron's adjustment registers hold a shift in count units at 2**-4 steps (4 fractional bits,
+# assumption): their rounding error, <= 1/32 count, is a tenth of a 1-LSB converter's own rms
+# quantisation error (1/sqrt(12) = 0.29 LSB).
+ADAPTATION_REGISTER_LSB = 2.0 ** -4
+
 # --- capacitive residual buffer (paper Sec. III: time slots tau1/tau2, analog buffer)
 # kT/C: sigma_V = sqrt(k T / C); at 300 K, C = 10 fF -> 0.64 mV; 100 fF -> 0.20 mV.
 # 100 fF: kT/C = 0.20 mV, a quarter of the STT default LSB (a designer sizes C so that kT/C stays

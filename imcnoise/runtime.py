@@ -28,6 +28,9 @@ def tune_allocator() -> bool:
         return False
 
 
+RECOMPILE_LIMIT = 64  # graphs per compiled function (torch's default, 8, is per thread)
+
+
 class compiled:
     """``fn`` compiled by ``torch.compile`` (one fused loop instead of many tensor passes), or run
     eagerly where compilation is off (``IMCNOISE_COMPILE=0``), fails (no C++ compiler), or does not
@@ -86,11 +89,15 @@ class compiled:
         if big < (self._min if self._min is not None and not explicit else self.min_numel()):
             return self._eager(*args, **kwargs)
         try:
-            if self._compiled is None:
-                import torch._dynamo.config as dynamo
+            import torch._dynamo.config as dynamo
 
-                # one graph per layer shape class, time-step count and dtype: more than dynamo's default 8
-                dynamo.recompile_limit = max(dynamo.recompile_limit, 64)
+            # one graph per layer shape class, time-step count and dtype: more than dynamo's default 8.
+            # Set on every call: dynamo's configuration is per thread (a Dask worker runs its tasks in
+            # threads of its own; set once in another thread, the limit stayed 8 there and every
+            # function past its 8th graph ran eagerly -- measured in a --workers 2 sweep)
+            if dynamo.recompile_limit < RECOMPILE_LIMIT:
+                dynamo.recompile_limit = RECOMPILE_LIMIT
+            if self._compiled is None:
                 self._compiled = torch.compile(self.fn, dynamic=True)
             out = self._compiled(*args, **kwargs)
             self.calls["compiled"] += 1

@@ -39,7 +39,7 @@ def test_two_local_workers_give_the_in_process_tables(tmp_path):
 
 def test_adaptive_trials_on_workers_equal_the_sequential_rule(tmp_path, ckpts):  # noqa: F811
     outs = []
-    for name, extra in (("seq", []), ("dask", ["--workers", "2", "--chips", "1"])):
+    for name, extra in (("seq", []), ("dask", ["--workers", "2", "--chips-per-pass", "1"])):
         f = write_scenario(tmp_path / f"{name}.yaml", ckpts, output=str(tmp_path / name))
         r = CliRunner().invoke(app, ["sweep", str(f), "--no-progress", "--ci-target", "0.2", "--min-trials", "2",
                                      "--max-trials", "6", *extra])

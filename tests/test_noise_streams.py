@@ -101,6 +101,13 @@ def test_compiled_kernels_equal_eager_ones_bit_for_bit(monkeypatch):
             a, ones_a = kernel(d, gn, bias, theta)
             b, ones_b = kernel.fn(d, gn, bias, theta)
             assert torch.equal(a, b) and torch.equal(ones_a, ones_b)
+    # per-chip registers of adapted chips ([K, 1, rows]: each chip its own bias and threshold)
+    chip_bias, chip_theta = bias + torch.arange(2.0, dtype=torch.float64).view(2, 1, 1), theta.expand(2, 1, 16) * 1.5
+    for kernel in (base._if_kernel, base._sign_kernel):
+        d = dot.view(8, 6, 2, 9, 16)
+        a, ones_a = kernel(d, gain, chip_bias, chip_theta)
+        b, ones_b = kernel.fn(d, gain, chip_bias, chip_theta)
+        assert torch.equal(a, b) and torch.equal(ones_a, ones_b)
     out, ones = folded_neuron(dot, 8, None, bias, theta, "if")
     assert out.shape == (8, 6, 2, 9, 16) and torch.equal(ones, out.sum(dim=(0, 1, 3, 4)).long())
     # the sense path's fused segments: inexact float divisions, ADC steps, clipping, the float64 sum
@@ -142,3 +149,31 @@ def test_numbers_do_not_depend_on_how_the_counters_are_laid_out():
     assert torch.equal(normals_at(c[perm]), flat[perm])
     if torch.cuda.is_available():
         assert torch.equal(normals_at(c.cuda()).cpu(), flat)
+
+
+def test_compiled_functions_keep_their_graph_limit_in_every_thread(monkeypatch):
+    """torch's dynamo configuration is per thread: a compiled function first called in one thread and
+    then in another (a Dask worker's task threads) must still get RECOMPILE_LIMIT graphs there, not
+    torch's default 8 (past which it silently ran eagerly, measured in a --workers 2 sweep)."""
+    import threading
+
+    import torch._dynamo.config as dynamo
+
+    from imcnoise.runtime import RECOMPILE_LIMIT, compiled
+
+    monkeypatch.setenv("IMCNOISE_COMPILE_MIN", "1")
+    f = compiled(lambda x: x * 2 + 1)
+    x = torch.arange(8.0)
+    assert torch.equal(f(x), x * 2 + 1)  # compiled here, in the main thread
+    seen = {}
+
+    def other():
+        seen["before"] = dynamo.recompile_limit
+        seen["out"] = f(x)
+        seen["after"] = dynamo.recompile_limit
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert seen["before"] < RECOMPILE_LIMIT  # a fresh thread starts at torch's default
+    assert seen["after"] == RECOMPILE_LIMIT and torch.equal(seen["out"], x * 2 + 1) and f.calls["compiled"] >= 2

@@ -123,7 +123,7 @@ def test_wrong_model_kind_and_missing_data_are_refused(tmp_path, ckpts):
 
 def test_same_seed_gives_identical_parquet_and_paired_stats_match_hand_computation(tmp_path, ckpts):
     outs = []
-    for name, extra in (("a", ["--chips-per-pass", "2", "--batch-size", "12"]), ("b", ["--chips", "3", "--batch-size", "7"])):
+    for name, extra in (("a", ["--chips-per-pass", "2", "--batch-size", "12"]), ("b", ["--chips-per-pass", "3", "--batch-size", "7"])):
         f = write_scenario(tmp_path / f"{name}.yaml", ckpts)
         r = run_cli(f, "--out", tmp_path / name, *extra)
         assert r.exit_code == 0, r.output
@@ -210,7 +210,7 @@ def test_adaptive_trials_stop_at_ci_target_independent_of_batching(tmp_path, ckp
     outs = []
     for name, chips in (("a", 1), ("b", 4)):
         f = write_scenario(tmp_path / f"{name}.yaml", ckpts, output=str(tmp_path / name))
-        r = run_cli(f, "--ci-target", "0.2", "--min-trials", "2", "--max-trials", "6", "--chips", chips)
+        r = run_cli(f, "--ci-target", "0.2", "--min-trials", "2", "--max-trials", "6", "--chips-per-pass", chips)
         assert r.exit_code == 0, r.output
         outs.append(tmp_path / name)
     a, b = trials_of(outs[0]), trials_of(outs[1])
@@ -453,3 +453,28 @@ def test_bad_models_and_compare_sections_are_named(tmp_path, ckpts, over, expect
     r = run_cli(f)
     assert r.exit_code == 2 and re.search(expect, r.output), r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_sweep_cases_set_their_fields_together_and_are_plotted(tmp_path, ckpts):
+    """Two cases x one axis: each case's settings reach its chips (the noise-free case reproduces
+    the integer engine on every trial, the other -- a 3-LSB comparator offset, no trim -- does not),
+    rows carry the case name, and the case plot is written."""
+    from imcnoise.data import load_dataset
+    from imcnoise.imc import evaluate_xnor, fold_checkpoint
+
+    f = write_scenario(tmp_path / "c.yaml", ckpts, **{
+        "trials": 2, "chip.device.sigma_r_p": 0.0, "chip.device.sigma_r_ap": 0.0, "chip.sense_amp.offset_sigma_lsb": 0.0,
+        "sweep.axes": [{"path": "input_seed", "values": [0]}],
+        "sweep.cases": [{"name": "clean", "set": {"chip.sense_amp.offset_sigma_lsb": 0.0}},
+                        {"name": "offset", "set": {"chip.calibration.mode": "reference", "chip.sense_amp.offset_sigma_lsb": 3.0}}]})
+    r = run_cli(f)
+    assert r.exit_code == 0, r.output
+    a = pd.read_parquet(tmp_path / "out" / "trials.parquet")
+    assert set(a["case"]) == {"clean", "offset"}
+    data = load_dataset("fashion-mnist", "test").subset(24)
+    for m in ("bsnn", "bnn"):
+        exact = evaluate_xnor(fold_checkpoint(ckpts[m]), data)
+        clean, off = a[(a.model == m) & (a.case == "clean")], a[(a.model == m) & (a.case == "offset")]
+        assert (clean.correct == exact.correct).all() and (clean.spike_rates == clean.spike_rates.iloc[0]).all()
+        assert (off.spike_rates != clean.spike_rates.iloc[0]).any(), m
+    assert (tmp_path / "out" / "accuracy_by_case.png").is_file()

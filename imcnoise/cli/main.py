@@ -169,12 +169,13 @@ def export(
     from pydantic import ValidationError
 
     from ..imc import ArrayConfig, export_checkpoint
+    from ..imc.config import format_validation_error
     from ..models.checkpoint import CheckpointError
 
     try:
         array = ArrayConfig(rows=array_rows, cols=array_cols)
     except ValidationError as exc:
-        fail("; ".join(f"--array-{e['loc'][0]}={e['input']}: {e['msg']}" for e in exc.errors()))
+        fail(format_validation_error(exc, "export", prefix="--array", root=ArrayConfig).replace("--array.", "--array-"))
     if samples < 0:
         fail(f"--samples={samples}: must be >= 0")
     try:
@@ -198,7 +199,7 @@ def sweep(
     engine: Optional[str] = typer.Option(None, help="fast (default) | aihwkit (reference path)"),
     ci_target: Optional[float] = typer.Option(None, help="adaptive trials: stop a point at this 95% CI half-width of the paired difference"),
     min_trials: Optional[int] = typer.Option(None), max_trials: Optional[int] = typer.Option(None),
-    chips: Optional[int] = typer.Option(None, "--chips-per-pass", "--chips",
+    chips: Optional[int] = typer.Option(None, "--chips-per-pass",
                                         help="chip instances stacked per pass of the fast engine (default: from memory; "
                                              "not the number of chips: that is --trials)"),
     batch_size: Optional[int] = typer.Option(None, help="images per pass"),

@@ -20,7 +20,7 @@ _API = {
     # schema
     "AnalogConfig": "config", "ArrayConfig": "config", "SenseAmpConfig": "config", "ResidualBufferConfig": "config",
     "SttMramDevice": "config", "RramDevice": "config", "AihwkitPcmDevice": "config", "AihwkitReRamDevice": "config",
-    "device_tags": "config", "CellConfig": "config", "CalibrationConfig": "config", "LimitsConfig": "config",
+    "device_tags": "config", "CellConfig": "config", "CalibrationConfig": "config", "AdaptationConfig": "config", "LimitsConfig": "config",
     "ChipConfig": "config", "TwoStateDevice": "config",
     # program
     "ChipProgram": "program", "XnorLayer": "program", "DigitalLayer": "program", "fold_model": "program",
@@ -33,6 +33,7 @@ _API = {
     # engines
     "Engine": "engines.base", "evaluate": "engines.base", "ErrorStats": "engines.base",
     "XnorEngine": "engines.integer", "evaluate_xnor": "engines.integer",
+    "adapt": "engines.adaptation", "with_statistics": "engines.adaptation", "software_statistics": "engines.adaptation",
     "AnalogChip": "engines.aihwkit", "FastChipBatch": "engines.fast", "auto_k": "engines.fast",
     # above the engines
     "compare_engines": "verify", "compare_runs": "verify", "export_checkpoint": "export",

@@ -278,6 +278,22 @@ class CalibrationConfig(_Strict):
     gain_shift: float = phys(0.0, -0.5, 0.5, "", "common-mode relative LSB error (every line)")
 
 
+class AdaptationConfig(_Strict):
+    """Per-chip adaptation after programming and calibration (batch-norm re-estimation on the chip,
+    :mod:`imcnoise.imc.engines.adaptation`): the chip runs ``images`` unlabelled training images,
+    compares each binary layer's per-row statistics of its own sensed counts with the software
+    model's statistics of the same images (stored with the program) and re-folds each neuron's bias
+    (``bias``), or its bias and threshold (``bias_threshold``), into its registers, adjusted in steps
+    of ``register_lsb`` counts (:func:`imcnoise.imc.program.refold.refold_registers`)."""
+
+    mode: Literal["off", "bias", "bias_threshold"] = Field(D.ADAPTATION_MODE, description="off | bias (re-estimated mean) "
+                                                           "| bias_threshold (mean and spread)")
+    images: int = Field(D.ADAPTATION_IMAGES, ge=1, le=4096, description="unlabelled training images the chip runs "
+                        "(never evaluation images); allowed 1 .. 4096")
+    register_lsb: float = phys(D.ADAPTATION_REGISTER_LSB, 0.0, 1.0, "count", "step of the neuron's adjustment registers "
+                               "(0: exact, not a chip)")
+
+
 class ResidualBufferConfig(_Strict):
     """Capacitive buffer holding the tau1 MAC of a residual layer until the tau2 MAC is added."""
 
@@ -344,6 +360,7 @@ class AnalogConfig(_Strict):
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     buffer: ResidualBufferConfig = Field(default_factory=ResidualBufferConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
     mapping: Literal["xnor", "gated"] = Field(D.MAPPING, description="how a binary row drives its cells: xnor (the paper's "
                                               "complementary pair, every cell conducts) | gated (only inputs at 1 conduct, "
                                               "a differential pair read as I+ - I-)")

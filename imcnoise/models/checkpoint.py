@@ -44,6 +44,20 @@ def shipped_checkpoint(ref: str) -> Path | None:
     return p
 
 
+def locate_checkpoint(ref: str, search_dirs: list[Path]) -> Path:
+    """The file a checkpoint reference names: ``shipped:<name>``, an absolute path, or a relative one
+    looked up in ``search_dirs`` in order (the first that holds the file; the first candidate when
+    none does, so the caller can say where it looked). CheckpointError for an unknown shipped name."""
+    shipped = shipped_checkpoint(ref)
+    if shipped is not None:
+        return shipped
+    p = Path(ref)
+    if p.is_absolute():
+        return p
+    cand = [d / p for d in search_dirs]
+    return next((c for c in cand if c.is_file()), cand[0])
+
+
 class CheckpointError(ValueError):
     pass
 

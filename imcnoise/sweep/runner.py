@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from ..data import DataError, load_dataset
-from ..imc import (AnalogChip, ChipLimitError, FastChipBatch, auto_k, check_buildable, evaluate, evaluate_xnor, fold_checkpoint,
-                   inference_energy, poisson_rate)
+from ..imc import (AnalogChip, ChipLimitError, FastChipBatch, adapt, auto_k, check_buildable, evaluate, evaluate_xnor,
+                   fold_checkpoint, inference_energy, poisson_rate, with_statistics)
 from ..models.checkpoint import CheckpointError, file_sha256, package_versions
 from ..seeding import derive_seed
 from .points import Point, expand_points, point_scenario
@@ -49,6 +49,7 @@ class Prepared:
     digest: str
     points: list[Point]
     device: torch.device
+    cache: dict = dataclasses.field(default_factory=dict, repr=False)  # adaptation images and statistics, per process
 
     @property
     def models(self) -> list[str]:
@@ -104,10 +105,15 @@ def check_points(sc: Scenario, points: list[Point]) -> None:
     single value does): one error naming the point, the limit, the value and what sets it."""
     problems = []
     for p in points:
+        psc = point_scenario(sc, p)
         try:
-            check_buildable(point_scenario(sc, p).chip)
+            check_buildable(psc.chip)
         except ChipLimitError as exc:
             problems.append(f"sweep point {p.index} ({p.label()}): {exc}")
+        if psc.chip.adaptation.mode != "off" and psc.dataset.split == "train" and psc.dataset.limit is None:
+            problems.append(f"sweep point {p.index} ({p.label()}): chip.adaptation.mode = {psc.chip.adaptation.mode} runs "
+                            "training images the chip never evaluates, but dataset.split = train with no dataset.limit "
+                            "evaluates every training image: set dataset.limit, use split test, or adaptation mode off")
     if problems:
         more = f"\n... and {len(problems) - 5} more points" if len(problems) > 5 else ""
         raise ScenarioError("\n".join(problems[:5]) + more)
@@ -128,12 +134,58 @@ def point_program(prep: Prepared, model: str, psc: Scenario):
     return dataclasses.replace(prog, timesteps=T) if prog.kind == "bsnn" and T is not None and T != prog.timesteps else prog
 
 
+def adaptation_indices(sc: Scenario, n: int, size: int) -> torch.Tensor:
+    """Training-set indices of the ``n`` adaptation images of a scenario (sorted): a sample drawn
+    with the scenario's seed from the training split (of ``size`` images), leaving out the images
+    the sweep evaluates when it evaluates the training split (its first ``dataset.limit``) -- so
+    adaptation never sees an evaluation image."""
+    first = sc.dataset.limit if sc.dataset.split == "train" else 0
+    if first is None or size - first < n:
+        raise ScenarioError(f"chip.adaptation.images: {n} training images needed, {max(0, size - (first or size))} "
+                            f"are not evaluated (training split of {size} images)")
+    g = torch.Generator().manual_seed(derive_seed(sc.seed, "adaptation-images") & ((1 << 63) - 1))
+    return torch.sort(first + torch.randperm(size - first, generator=g)[:n]).values
+
+
+def adaptation_data(prep: Prepared, psc: Scenario):
+    """(images, training-set indices) of the point's adaptation images (cached per process)."""
+    n = psc.chip.adaptation.images
+    key = ("adaptation-data", psc.dataset.name, psc.dataset.data_dir, psc.dataset.split, psc.dataset.limit, n)
+    if key not in prep.cache:
+        try:
+            train = load_dataset(psc.dataset.name, "train", psc.dataset.data_dir)
+        except DataError as exc:
+            raise ScenarioError(f"chip.adaptation: its training images: {exc}") from None
+        idx = adaptation_indices(psc, n, len(train))
+        prep.cache[key] = (train.images[idx], idx)
+    return prep.cache[key]
+
+
+def adapted_program(prep: Prepared, model: str, psc: Scenario):
+    """The model's program at the point with the software statistics of the adaptation images
+    stored in it (computed once per process, program and images)."""
+    prog = point_program(prep, model, psc)
+    images, idx = adaptation_data(prep, psc)
+    key = ("statistics", model, prog.timesteps, psc.input_seed, tuple(idx.tolist()))
+    if key not in prep.cache:
+        prep.cache[key] = with_statistics(prog, images, idx, psc.input_seed,
+                                          f"{psc.dataset.name} train, {len(idx)} images (seed-drawn)")
+    return prep.cache[key]
+
+
 def _evaluate(prep: Prepared, model: str, psc: Scenario, seeds: list[int], data):
-    prog, run = point_program(prep, model, psc), prep.scenario.run
+    run, adaptation = prep.scenario.run, psc.chip.adaptation
+    prog = point_program(prep, model, psc) if adaptation.mode == "off" else adapted_program(prep, model, psc)
     kw = dict(input_seed=psc.input_seed, error_stats=run.error_stats, activity=True)
+
+    def adapted(engine):
+        if adaptation.mode != "off":
+            adapt(engine, *adaptation_data(prep, psc), psc.input_seed, prog.statistics, adaptation)
+        return engine
+
     if run.engine == "fast":
-        return evaluate(FastChipBatch(prog, psc.chip, seeds, prep.device), data, batch_size=run.batch_size, **kw)
-    return [evaluate(AnalogChip(prog, psc.chip, s, prep.device), data, batch_size=min(run.batch_size, 32), **kw)[0]
+        return evaluate(adapted(FastChipBatch(prog, psc.chip, seeds, prep.device)), data, batch_size=run.batch_size, **kw)
+    return [evaluate(adapted(AnalogChip(prog, psc.chip, s, prep.device)), data, batch_size=min(run.batch_size, 32), **kw)[0]
             for s in seeds]
 
 
@@ -185,6 +237,8 @@ def trial_rows(prep: Prepared, point: Point, psc: Scenario, trials: list[int], d
             r = res[m][i]
             energy = inference_energy(point_program(prep, m, psc), psc.chip, r.activity, r.spike_rates,
                                       poisson_rate(data.images, prep.programs[m].image_size)).to_dict()
+            if psc.chip.adaptation.mode != "off":  # once per chip, not per inference: N inferences of the chip
+                energy["components_nj"]["adaptation_once"] = psc.chip.adaptation.images * energy["total_nj"]
             rows.append(dict(point=point.index, model=m, trial=t, chip_seed=seeds[i], accuracy=r.accuracy, correct=r.correct,
                              n_images=r.n, spike_rates=json.dumps(r.spike_rates),
                              errors=None if r.errors is None else json.dumps(r.errors), energy_nj=energy["total_nj"],

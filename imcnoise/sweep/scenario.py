@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .. import yamlio
 from ..data.registry import DATASETS
 from ..imc import AnalogConfig
-from ..imc.config import format_validation_error, read_chip_section
-from ..models.checkpoint import SHIPPED_DIR, SHIPPED_PREFIX, CheckpointError, shipped_checkpoint  # noqa: F401 (re-exported)
+from ..imc.config import AdaptationConfig, format_validation_error, read_chip_section
+from ..models.checkpoint import SHIPPED_DIR, SHIPPED_PREFIX, CheckpointError, locate_checkpoint, shipped_checkpoint  # noqa: F401 (re-exported)
 
 # What determines a sweep point's numbers besides the chip seeds -- the one definition: a point's
 # stored configuration (runner.point_config) and, with the seed and the sweep, the scenario hash
@@ -29,7 +29,7 @@ from ..models.checkpoint import SHIPPED_DIR, SHIPPED_PREFIX, CheckpointError, sh
 POINT_DEFINING = ("chip", "inference", "dataset", "input_seed")
 # Fields added after results were stored, with the value every earlier result had: left out of the
 # scenario hash at that value (scenario.result_defining), so the stored results stay this scenario's.
-ADDED_AT_DEFAULT = {"chip.mapping": "xnor"}
+ADDED_AT_DEFAULT = {"chip.mapping": "xnor", "chip.adaptation": AdaptationConfig().model_dump(mode="json")}
 SWEEPABLE_ROOTS = ("chip", "inference")
 SWEEPABLE_FIELDS = ("dataset.limit", "input_seed")
 
@@ -369,40 +369,36 @@ def validate_scenario(raw: dict, source: str = "scenario") -> Scenario:
         if where.startswith("sweep.cases"):
             continue  # a case's settings are validated together, below
         for j, v in enumerate(values):
-            trial = copy.deepcopy(base)
-            _set_path(trial, t, v)
-            try:
-                Scenario.model_validate(trial)
-            except ValidationError as exc:
-                msgs = format_validation_error(exc, source, root=Scenario).splitlines()
-                label = f"{where} -> " if where.startswith("sweep.cases") else f"{where.rsplit('.', 1)[0]}.values[{j}] -> "
-                problems += [m.replace(f"{source}: ", f"{source}: {label}", 1) for m in msgs]
+            problems += _invalid_with(base, {t: v}, source, f"{where.rsplit('.', 1)[0]}.values[{j}] -> ")
     if not problems:  # each case as a whole (its settings may only make sense together, e.g. mapping + scheme)
         for i, case in enumerate(sc.sweep.cases):
-            trial = copy.deepcopy(base)
-            for t, v in case.set.items():
-                _set_path(trial, t, v)
-            try:
-                Scenario.model_validate(trial)
-            except ValidationError as exc:
-                msgs = format_validation_error(exc, source, root=Scenario).splitlines()
-                problems += [m.replace(f"{source}: ", f"{source}: sweep.cases[{i}] ({case.name}) -> ", 1) for m in msgs]
+            problems += _invalid_with(base, case.set, source, f"sweep.cases[{i}] ({case.name}) -> ")
     if problems:
         raise ScenarioError("\n".join(problems))
     return sc
 
 
-def resolve_checkpoint(ref: str, base_dir: Path, hint: str = "") -> Path:
+def _invalid_with(base: dict, settings: dict, source: str, label: str) -> list[str]:
+    """The errors of the scenario document ``base`` with ``settings`` (path -> value) applied, each
+    prefixed with ``label`` (which axis value or case set them); none when it validates."""
+    trial = copy.deepcopy(base)
+    for t, v in settings.items():
+        _set_path(trial, t, v)
     try:
-        shipped = shipped_checkpoint(ref)
+        Scenario.model_validate(trial)
+    except ValidationError as exc:
+        msgs = format_validation_error(exc, source, root=Scenario).splitlines()
+        return [m.replace(f"{source}: ", f"{source}: {label}", 1) for m in msgs]
+    return []
+
+
+def resolve_checkpoint(ref: str, base_dir: Path, hint: str = "") -> Path:
+    """A scenario's model reference: ``shipped:<name>``, or a path relative to the scenario file's
+    folder or, failing that, the working directory."""
+    try:
+        p = locate_checkpoint(ref, [base_dir, Path.cwd()])
     except CheckpointError as exc:
         raise ScenarioError(f"models: {exc}") from None
-    if shipped is not None:
-        return shipped
-    p = Path(ref)
-    if not p.is_absolute():
-        cand = [base_dir / p, Path.cwd() / p]
-        p = next((c for c in cand if c.is_file()), cand[0])
     if not p.is_file():
         raise ScenarioError(f"models: checkpoint {ref!r} not found (looked in {base_dir} and {Path.cwd()}); "
                             + (hint or "train one with 'imcnoise train' or use shipped:<name>"))

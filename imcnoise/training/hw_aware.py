@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..imc import AnalogConfig, FastChipBatch, fold_model
 from ..imc.config import chip_from_file
@@ -63,13 +62,6 @@ class ChipInTheLoop:
             with torch.no_grad():
                 program = fold_model(self.model)
             self.engine = FastChipBatch(program, self.chip, [derive_seed(self.seed, "hw-chip", step)], "cpu")
-            # exact counts in one product: sum_j [o b + (1 - o)(1 - b)] = sum_j o (2b - 1) + M1 (padding: o = 0)
-            self._exact = {}
-            for l in program.xnor_layers:
-                b = torch.from_numpy(l.bits).float()
-                shape = (l.rows, l.in_features, l.kernel, l.kernel) if l.kind == "conv" else (l.rows, l.in_features)
-                m1 = torch.from_numpy(l.m1).double()
-                self._exact[l.index] = ((2 * b - 1).reshape(shape), m1.view(-1, 1, 1) if l.kind == "conv" else m1)
         self._index = index.cpu()
 
     @torch.no_grad()
@@ -82,8 +74,7 @@ class ChipInTheLoop:
         bits = [(x.detach().float() > 0).float().cpu() for x in inputs]  # spikes, or +1 activations
         slots = [lay.bits_from_nchw(b) if b.dim() == 4 else b.unsqueeze(1) for b in bits]
         sensed = eng.mac(layer, slots, Pass(self._index, eng.program.timesteps if bsnn else 1, slice(0, 1)))[:, 0]
-        w, m1 = self._exact[index]
-        exact = sum((F.conv2d(b, w, padding=layer.padding) if layer.kind == "conv" else b @ w.T).double() + m1 for b in bits)
+        exact = sum(eng.ideal_dot(layer, b) for b in bits)  # the exact counts (ideal array), per slot
         err = lay.dots_to_nchw(sensed, layer).double() - exact
         p = 1.0 - 2.0 * torch.from_numpy(layer.flipped).double()  # stored rows: inverted where gamma * alpha < 0
         p = p.view(-1, 1, 1) if layer.kind == "conv" else p

@@ -24,7 +24,7 @@ from ..data.transforms import NORMALIZATION, random_crop_flip
 from ..models.binary import BinaryConv2d, BinaryLinear
 from ..files import atomic_write
 from ..models.checkpoint import (CheckpointError, atomic_torch_save, load_checkpoint, package_versions, save_checkpoint,
-                                shipped_checkpoint)
+                                locate_checkpoint)
 from ..models.inputs import model_input
 from ..models.vgg import BinaryVGG11, ModelConfig
 from ..seeding import derive_seed, generator
@@ -79,15 +79,9 @@ def resolve_model_path(ref: str, field: str) -> Path:
     """``shipped:<name>`` (a shipped checkpoint), or a path relative to the working directory or,
     failing that, to the repository root (where the presets' paths start)."""
     try:
-        shipped = shipped_checkpoint(ref)
+        p = locate_checkpoint(ref, [Path.cwd(), REPO_ROOT])
     except CheckpointError as exc:
         raise ValueError(f"--{field.replace('_', '-')}={ref!r}: {exc}") from None
-    if shipped is not None:
-        p = shipped
-    else:
-        p = Path(ref)
-        if not p.is_absolute() and not p.exists() and (REPO_ROOT / p).exists():
-            p = REPO_ROOT / p
     if not p.is_file():
         raise ValueError(f"--{field.replace('_', '-')}={ref!r}: file not found ({p})")
     return p

@@ -271,7 +271,7 @@ class AnalogEngine(Engine):
         rs = self._read_static(layer, p.chips) if noisy else None
         reads = [SlotRead(sig, None if sq is None else self.scheme.read_std(sig, sq, rs)) for sig, sq in zip(signals, squares)]
         m = self.maps[layer.index]
-        noise = ReadNoise(self.chip_seeds[p.chips], layer.index, p.index, p.T, 0, m.n_sensings, samples)
+        noise = ReadNoise(self.chip_seeds[p.chips], layer.index, p.index, p.T, 0, m.n_sensings, samples, p.stream)
         return sense(reads, self.sense_static(layer, p.chips), self.config, noise)  # the sensings of a row added digitally
 
     # ------------------------------------------------------------------ activity for the energy model

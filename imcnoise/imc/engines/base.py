@@ -33,11 +33,14 @@ from .ideal import IdealArray
 @dataclass(frozen=True)
 class Pass:
     """One pass of the traversal: a batch of images (their data-set indices, T time steps) on the
-    chips ``chips`` of the engine."""
+    chips ``chips`` of the engine. ``stream``: which random streams its reads draw from
+    (``inference``, or ``adaptation`` for the per-chip adaptation pass: independent of every
+    inference read at the same image index)."""
 
     index: torch.Tensor
     T: int
     chips: slice
+    stream: str = "inference"
 
 
 def folded_neuron(dot: torch.Tensor, T: int, gain: torch.Tensor | None, bias: torch.Tensor, theta_hat: torch.Tensor,
@@ -120,6 +123,11 @@ class Engine:
         self._sources = {l.residual_from for l in program.xnor_layers if l.residual_from is not None}
         self.errors: list[ErrorStats] | None = None  # per chip, while error statistics are on
         self._ideal: IdealArray | None = None
+        # per-chip neuron registers where adaptation re-folded them: layer -> (bias, theta_hat), [n_chips, 1, rows]
+        self.registers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        # called with (layer, dots, pass) after each binary layer's MAC, before its neurons (adaptation)
+        self.observer = None
+        self.stream = "inference"  # random streams of the reads of run_chips (Pass.stream)
 
     # ------------------------------------------------------------------ what an engine supplies
     @property
@@ -186,7 +194,7 @@ class Engine:
         outs = []
         for chips in self.chip_groups():
             recs = None if recordings is None else recordings[chips]
-            outs.append(self._forward(Pass(index, T, chips), h0, shared, recs))
+            outs.append(self._forward(Pass(index, T, chips, self.stream), h0, shared, recs))
         return torch.cat(outs, dim=0)
 
     def run(self, images_u8: torch.Tensor, index: torch.Tensor, input_seed: int = 0, recording: Recording | None = None):
@@ -209,7 +217,9 @@ class Engine:
             dot = self.mac(layer, slots, ps)
             if self.errors is not None:
                 self._add_errors(layer, slots, dot, ps)
-            out, ones = folded_neuron(dot, ps.T, *self._neuron[layer.index], layer.neuron)
+            if self.observer is not None:
+                self.observer(layer, dot, ps)
+            out, ones = folded_neuron(dot, ps.T, *self.neuron_registers(layer, ps.chips), layer.neuron)
             if recordings is not None:
                 for k, r in enumerate(recordings):
                     a = out[:, :, k]
@@ -223,6 +233,15 @@ class Engine:
         n, kc = h.shape[:2]
         logits = self.output_layer(h.reshape(n * kc, -1), ps.T)  # rows ordered (t, b, k): sums over T
         return logits.view(-1, kc, logits.shape[-1]).transpose(0, 1)
+
+    def neuron_registers(self, layer: XnorLayer, chips: slice):
+        """(gain, bias, theta_hat) of the layer's neurons on the chips ``chips``: the program's (per
+        row), or the chips' own where adaptation re-folded them (``[Kc, 1, rows]``)."""
+        gain, bias, theta = self._neuron[layer.index]
+        if layer.index in self.registers:
+            b, t = self.registers[layer.index]
+            return gain, b[chips], t[chips]
+        return gain, bias, theta
 
     # ------------------------------------------------------------------ error statistics
     def ideal_dot(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:

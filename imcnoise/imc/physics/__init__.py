@@ -4,6 +4,8 @@
   conductance grid, the converter to physical units;
 * :mod:`.devices`: device models (STT-MRAM, RRAM, aihwkit's PCM-like and ReRamWan2022) as aihwkit
   noise models, one method per effect, and the seeded programming of a sub-array;
+* :mod:`.mappings`: how a binary row drives its cells (xnor: the paper's complementary pair, every
+  cell conducts; gated: only inputs at 1 conduct), one class each;
 * :mod:`.line`: the summing line of a sensing: exact IR-drop weights, first-order form, node voltages;
 * :mod:`.schemes`: current / voltage / bitwise sensing: line weights, volts per unit, read noise;
 * :mod:`.calibration`: how every line learns its baseline, LSB and trim, read through :func:`.sense.sense`;

@@ -22,7 +22,7 @@ steps):
   decision per cell and a popcount (n / 8 8-bit adds) per line;
 * **buffer** -- holding the tau1 MAC on C_buf costs C_buf * V_held^2 per hold;
 * **neurons** -- digital accumulation per output and time step: (sensings - 1) partial-sum adds,
-  charge (+dot, -bias), compare, and a reset add per spike (B-SNN); compare only (BNN);
+  charge (+dot, -bias), compare, and a reset add per spike (B-SNN); a bias add and a compare (BNN);
 * **first / output layer** -- full precision: the B-SNN's first layer accumulates its fan-out for
   each input spike (event-driven adds), the BNN's multiplies and adds every input; batch norm and
   the neuron per output; the output layer's inputs are binary, so it only adds: per incoming
@@ -41,10 +41,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ... import defaults as D
 from ..config import AnalogConfig, cell_g_on_siemens, cell_off_ratio, volts_per_unit
-from ..program import ChipProgram, LayerMap, map_layer
+from ..program.mapping import LayerMap, map_layer
+
+if TYPE_CHECKING:  # the program is only read here (its layers' geometry), never built
+    from ..program import ChipProgram
 
 COMPONENTS = ("array", "drivers", "adc", "buffer", "neurons", "first_layer", "output_layer", "poisson")
 

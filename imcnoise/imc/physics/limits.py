@@ -97,36 +97,39 @@ def subarray_power_w(cfg: AnalogConfig) -> float:
     return cfg.array.read_rows * sum(line_power_w(cfg, n) for n in row_sensings(cfg))
 
 
-def check_buildable(cfg: AnalogConfig) -> None:
-    """Raise :class:`ChipLimitError` if the chip exceeds any of its limits (see the module doc)."""
+def _limits(cfg: AnalogConfig):
+    """Every limit of the chip as (field of chip.limits, the chip's value, the limit, what the value
+    is and what to change when it exceeds the limit)."""
     lim, a, dev, sa = cfg.limits, cfg.array, cfg.device, cfg.sense_amp
     drivers = ("chip.device.read_voltage_v, or raise chip.cell.access_resistance_ohm"
                + {"stt_mram": " or chip.device.r_p_ohm", "rram": " or chip.device.r_lrs_ohm"}.get(dev.model, ""))
     i_cell = cell_current_a(cfg)
-    if i_cell > lim.cell_current_a:
-        raise ChipLimitError("chip.limits.cell_current_a", (
-            f"chip.limits.cell_current_a: the largest current through one device, {_fmt_a(i_cell)} ({sa.scheme} sensing at "
-            f"{dev.read_voltage_v:g} V), exceeds the limit {_fmt_a(lim.cell_current_a)} (read disturb); lower {drivers}"))
+    yield ("cell_current_a", i_cell, lim.cell_current_a,
+           f"the largest current through one device, {_fmt_a(i_cell)} ({sa.scheme} sensing at {dev.read_voltage_v:g} V), "
+           f"exceeds the limit {_fmt_a(lim.cell_current_a)} (read disturb); lower {drivers}")
     i_line = line_current_a(cfg)
-    if i_line > lim.line_current_a:
-        raise ChipLimitError("chip.limits.line_current_a", (
-            f"chip.limits.line_current_a: the largest summing-line current, {_fmt_a(i_line)} ({sa.scheme} sensing of "
-            f"chip.array.cells_per_sensing = {a.sensing_cells} cells at {dev.read_voltage_v:g} V), exceeds the limit "
-            f"{_fmt_a(lim.line_current_a)} (electromigration); lower chip.array.cells_per_sensing or {drivers}"))
+    yield ("line_current_a", i_line, lim.line_current_a,
+           f"the largest summing-line current, {_fmt_a(i_line)} ({sa.scheme} sensing of chip.array.cells_per_sensing = "
+           f"{a.sensing_cells} cells at {dev.read_voltage_v:g} V), exceeds the limit {_fmt_a(lim.line_current_a)} "
+           f"(electromigration); lower chip.array.cells_per_sensing or {drivers}")
     p = subarray_power_w(cfg)
-    if p > lim.subarray_power_w:
-        raise ChipLimitError("chip.limits.subarray_power_w", (
-            f"chip.limits.subarray_power_w: one sub-array read draws up to {p * 1e3:.3g} mW (chip.array.rows_per_read = "
-            f"{a.read_rows} rows x sensings of {'+'.join(str(n) for n in row_sensings(cfg))} cells, {sa.scheme} "
-            f"sensing at {dev.read_voltage_v:g} V), more than the limit {lim.subarray_power_w * 1e3:.3g} mW; lower "
-            f"chip.array.rows_per_read or {drivers}"))
+    yield ("subarray_power_w", p, lim.subarray_power_w,
+           f"one sub-array read draws up to {p * 1e3:.3g} mW (chip.array.rows_per_read = {a.read_rows} rows x sensings of "
+           f"{'+'.join(str(n) for n in row_sensings(cfg))} cells, {sa.scheme} sensing at {dev.read_voltage_v:g} V), more "
+           f"than the limit {lim.subarray_power_w * 1e3:.3g} mW; lower chip.array.rows_per_read or {drivers}")
     if sa.scheme != "bitwise" and a.wire_resistance_ohm > 0:
         dev_frac = worst_node_deviation(a.sensing_cells, cell_off_ratio(cfg), a.wire_resistance_ohm * cell_g_on_siemens(cfg),
                                         sa.scheme)
-        if dev_frac > lim.ir_drop_fraction:
-            raise ChipLimitError("chip.limits.ir_drop_fraction", (
-                f"chip.limits.ir_drop_fraction: the summing line's IR drop moves its node voltages by up to "
-                f"{100 * dev_frac:.3g} % of the read voltage ({sa.scheme} sensing, chip.array.cells_per_sensing = "
-                f"{a.sensing_cells}, chip.array.wire_resistance_ohm = {a.wire_resistance_ohm:g} Ohm per cell), more than the "
-                f"limit {100 * lim.ir_drop_fraction:.3g} %, beyond which the devices are not ohmic; lower "
-                "chip.array.cells_per_sensing or chip.array.wire_resistance_ohm"))
+        yield ("ir_drop_fraction", dev_frac, lim.ir_drop_fraction,
+               f"the summing line's IR drop moves its node voltages by up to {100 * dev_frac:.3g} % of the read voltage "
+               f"({sa.scheme} sensing, chip.array.cells_per_sensing = {a.sensing_cells}, chip.array.wire_resistance_ohm = "
+               f"{a.wire_resistance_ohm:g} Ohm per cell), more than the limit {100 * lim.ir_drop_fraction:.3g} %, beyond "
+               "which the devices are not ohmic; lower chip.array.cells_per_sensing or chip.array.wire_resistance_ohm")
+
+
+def check_buildable(cfg: AnalogConfig) -> None:
+    """Raise :class:`ChipLimitError` naming the first limit the chip exceeds (see the module doc).
+    Each limit is computed only once the ones before it hold."""
+    for name, value, limit, what in _limits(cfg):
+        if value > limit:
+            raise ChipLimitError(f"chip.limits.{name}", f"chip.limits.{name}: {what}")

@@ -135,8 +135,8 @@ class ReadNoise:
     batch of images (``index``: their data-set indices, ``[B]``; ``T`` time steps).
 
     :meth:`normals` returns one value per read in the reads layout of a tile ``[T*B, K, L, rows]``
-    (:mod:`imcnoise.imc.engines.layouts`); the value of a read depends only on (chip seed, purpose,
-    layer, slot, image index, t, position, tile, row): the read's counter is
+    (:mod:`imcnoise.imc.engines.layouts`); the value of a read depends only on (chip seed, run,
+    purpose, layer, slot, image index, t, position, tile, row): the read's counter is
     ((index * T + t) * L + position) * tiles + tile) * rows + row, whether the tiles of a layer
     are sensed together or one by one, and whether the samples are sensed together or in chunks
     (``samples``: the reads of samples ``a .. b-1`` of the ``T*B``, sample n = t * B + b).
@@ -149,6 +149,7 @@ class ReadNoise:
     tile: int = 0
     tiles: int = 1
     samples: tuple[int, int] | None = None  # only samples [a, b) of the T*B (a chunk of the layer's reads)
+    run: str = "inference"  # "adaptation": the per-chip adaptation pass's reads, independent of inference's
 
     def stream(self, purpose: str, slot: int, shape: tuple, device=None):
         """The counters of one normal per read in the reads layout ``shape`` = ``[N, K, L, S, rows]``
@@ -162,7 +163,8 @@ class ReadNoise:
             N, K, L, rows = shape
             S, tile_idx = self.tiles, torch.tensor(self.tile, dtype=torch.int64, device=device).view(1, 1, 1)
         dev = torch.device(device) if device is not None else self.index.device
-        keys = torch.tensor([stream_key(chip, "read-noise", purpose, self.layer, slot) for chip in self.chip_seeds],
+        name = "read-noise" if self.run == "inference" else f"read-noise-{self.run}"
+        keys = torch.tensor([stream_key(chip, name, purpose, self.layer, slot) for chip in self.chip_seeds],
                             dtype=torch.int64, device=dev)  # [K]
         idx = self.index.to(device=dev, dtype=torch.int64)
         t = torch.arange(self.T, dtype=torch.int64, device=dev)

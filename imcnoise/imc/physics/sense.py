@@ -236,6 +236,7 @@ _stream_kernel = compiled(stream_normals, work=lambda first, positions, table: f
 
 
 # ------------------------------------------------------------------------------- the whole path
+@torch.no_grad()  # the same graphs for programming-time calibration and inference (no gradient ever flows here)
 def sense(reads: list[SlotRead], static: SenseStatic, cfg: AnalogConfig, noise=None, digitize: bool = True) -> torch.Tensor:
     """Counts ``[N, K, L, rows]`` of a layer's reads (one or two time slots, ``[N, K, L, S, rows]``
     each), the S sensings of a row added digitally.

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..config import ArrayConfig
 from .mapping import map_layer
+from .refold import RowStatistics
 
 PROGRAM_FORMAT = "imcnoise-chip-program"
 PROGRAM_VERSION = 1
@@ -109,6 +111,9 @@ class ChipProgram:
     input_std: tuple[float, ...]
     layers: list  # DigitalLayer first, XnorLayers, DigitalLayer output
     meta: dict = field(default_factory=dict)
+    # per binary layer: the software model's per-row statistics of its counts on the adaptation
+    # images (:mod:`..engines.adaptation`; which images in meta["statistics"]); empty when none
+    statistics: dict = field(default_factory=dict)
 
     @property
     def first(self) -> DigitalLayer:
@@ -193,6 +198,11 @@ class ChipProgram:
                 arrays[p + "input_dependent"] = l.input_dependent
                 arrays[p + "bias"] = l.bias
                 arrays[p + "theta_hat"] = l.theta_hat
+                if l.index in self.statistics:
+                    st = self.statistics[l.index]
+                    d["statistics_n"] = st.n
+                    arrays[p + "stat_total"] = st.total.numpy()
+                    arrays[p + "stat_squares"] = st.squares.numpy()
             layers_json.append(d)
         np.savez_compressed(out / "program.npz", **arrays)
         doc = {
@@ -214,9 +224,12 @@ class ChipProgram:
             raise ValueError(f"{d / 'program.json'}: not a chip program of format {PROGRAM_FORMAT} v{PROGRAM_VERSION}")
         with np.load(d / "program.npz") as z:
             arrays = {k: z[k] for k in z.files}
-        layers = []
+        layers, statistics = [], {}
         for lj in doc["layers"]:
             p = f"L{lj['index']}."
+            if "statistics_n" in lj:
+                statistics[lj["index"]] = RowStatistics(lj["statistics_n"], torch.from_numpy(arrays[p + "stat_total"]),
+                                                        torch.from_numpy(arrays[p + "stat_squares"]))
             if lj["type"] == "digital":
                 layers.append(DigitalLayer(index=lj["index"], kind=lj["kind"], weight=arrays[p + "weight"],
                                            bias=arrays.get(p + "bias"), bn_mean=arrays.get(p + "bn_mean"),
@@ -233,7 +246,7 @@ class ChipProgram:
                                         residual_repeat=lj["residual_repeat"], kernel=lj["kernel"], padding=lj["padding"]))
         return cls(kind=doc["kind"], timesteps=doc["timesteps"], threshold=doc["threshold"], in_channels=doc["in_channels"],
                    image_size=doc["image_size"], num_classes=doc["num_classes"], input_mean=tuple(doc["input_mean"]),
-                   input_std=tuple(doc["input_std"]), layers=layers, meta=doc.get("meta", {}))
+                   input_std=tuple(doc["input_std"]), layers=layers, meta=doc.get("meta", {}), statistics=statistics)
 
 
 CONVENTIONS = {
