@@ -27,11 +27,9 @@ def _by_case(res: dict) -> dict:
     """(case, calibration, model) -> per-model row; (case, calibration) -> paired B-SNN - BNN row."""
     pm, pr = res["per_model"], res["paired"]
     rows, pairs = {}, {}
-    for r in pm.itertuples(index=False):
-        d = r._asdict()
+    for d in pm.to_dict("records"):
         rows[(d[CASE], d[CAL], d["model"])] = d
-    for r in pr[pr.pair == "bsnn-bnn"].itertuples(index=False):
-        d = r._asdict()
+    for d in pr[pr.pair == "bsnn-bnn"].to_dict("records"):
         pairs[(d[CASE], d[CAL])] = d
     return rows, pairs
 

@@ -218,3 +218,12 @@ def test_a_sweep_adapts_each_chip_as_the_api_does_and_records_the_cost(tmp_path)
     adapt(chip, train.images[idx], idx, scen.input_seed, stats, cfg.adaptation)
     res = evaluate(chip, fmnist("test", 20))
     assert on.correct.tolist() == [x.correct for x in res]
+
+
+def test_hardware_aware_training_refuses_an_adapting_chip():
+    """Hardware-aware training samples freshly programmed chips; a chip file asking for adaptation
+    would be silently ignored there, so it is refused naming the field."""
+    from imcnoise.training.hw_aware import ChipInTheLoop
+
+    with pytest.raises(ValueError, match="chip.adaptation.mode = bias"):
+        ChipInTheLoop(calibrated_model("bnn"), AnalogConfig(adaptation={"mode": "bias"}), 0)

@@ -41,11 +41,15 @@ def dry_run(prep: Prepared) -> str:
     pairs_min = len(prep.points) * (sc.adaptive.min_trials if rule.adaptive else rule.planned)
     pairs_max = len(prep.points) * rule.planned
     timing = time_one_chip(prep)
-    per_pair = sum(build + per_image * images for build, per_image in timing.values())
+    # per-chip adaptation runs its images once per chip (at about the cost of as many inferences)
+    adapt = max((point_scenario(sc, p).chip.adaptation.images if point_scenario(sc, p).chip.adaptation.mode != "off" else 0)
+                for p in prep.points)
+    per_pair = sum(build + per_image * (images + adapt) for build, per_image in timing.values())
     est = lambda pairs: f"{pairs * per_pair / 60:.1f} min" if pairs * per_pair < 7200 else f"{pairs * per_pair / 3600:.1f} h"
     lines += ["", "Measured here on the first point (one chip, a few images): "
               + "; ".join(f"{m}: program {b:.2f} s + {1000 * t:.2f} ms per image" for m, (b, t) in timing.items())
-              + f" -> {per_pair:.1f} s per chip instance (all {len(prep.models)} models) at {images} images.",
+              + f" -> {per_pair:.1f} s per chip instance (all {len(prep.models)} models) at {images} images"
+              + (f" (+ {adapt} adaptation images)" if adapt else "") + ".",
               f"Chip instances: {pairs_min}" + (f" to {pairs_max} (adaptive)" if pairs_max != pairs_min else "")
               + f"; estimated time in this process: {est(pairs_min)}" + (f" to {est(pairs_max)}" if pairs_max != pairs_min else "")
               + ". With N Dask workers of the same speed: divide by N."]

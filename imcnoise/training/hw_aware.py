@@ -40,6 +40,9 @@ class ChipInTheLoop:
     """Installs the chip's MAC errors into the binary layers of ``model`` (a context manager)."""
 
     def __init__(self, model: BinaryVGG11, chip: AnalogConfig, seed: int, resample: int = 1):
+        if chip.adaptation.mode != "off":
+            raise ValueError(f"--hw-aware: chip.adaptation.mode = {chip.adaptation.mode}: hardware-aware training samples "
+                             "freshly programmed chips and does not adapt them; set chip.adaptation.mode: off")
         self.model, self.chip, self.seed, self.resample = model, chip, int(seed), int(resample)
         self.engine: FastChipBatch | None = None
         self._index: torch.Tensor | None = None
