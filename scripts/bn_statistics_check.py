@@ -19,6 +19,7 @@ from imcnoise.data import load_dataset
 from imcnoise.models.checkpoint import load_checkpoint
 from imcnoise.models.inputs import model_input
 from imcnoise.sweep.scenario import SHIPPED_DIR
+from imcnoise.training.batchnorm import reestimate_batch_norms
 
 
 @torch.no_grad()
@@ -31,17 +32,10 @@ def accuracy(model, data, n: int, seed: int = 0) -> float:
     return correct / n
 
 
-@torch.no_grad()
 def reestimate_bn(model, data, images: int, seed: int = 1) -> None:
-    """Cumulative-average running statistics over ``images`` ideal training images (batch 64)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None
-    model.train()
-    for s in range(0, images, 64):
-        idx = torch.arange(s, s + 64)
-        model(model_input(model.config, data.images[idx], idx, seed))
+    """Cumulative-average running statistics over the first ``images`` ideal training images (batch 64)."""
+    idx = torch.arange(images)
+    reestimate_batch_norms(model, data.images[idx], idx, seed)
 
 
 def main(argv=None) -> int:

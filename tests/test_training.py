@@ -193,3 +193,52 @@ def test_out_of_range_threads_are_refused(value):
     used to reach torch.set_num_threads and abort the process."""
     r = CliRunner().invoke(app, ["eval", "imcnoise/checkpoints/fmnist-bnn/model.pt", "--threads", value])
     assert r.exit_code == 2 and f"--threads={value}: torch CPU threads, allowed 1 .. 256" in r.output, r.output
+
+
+def test_ideal_batch_norm_statistics_are_the_average_of_the_batch_statistics():
+    """``reestimate_batch_norms`` over 2 batches of 64 images: every batch norm's running mean is
+    the mean of its two batch means and its running variance the mean of the two unbiased batch
+    variances (equal batches: the cumulative average of Ioffe & Szegedy's population statistics).
+    The expectation is computed here from the batch norms' recorded inputs; an exponential average
+    (momentum 0.1) or statistics not reset first would miss it by far more than 1e-5."""
+    from imcnoise.training.batchnorm import batch_norms, reestimate_batch_norms
+
+    model = calibrated_model("bsnn", timesteps=2)
+    data = fmnist("train", 128)
+    idx = torch.arange(128)
+    for m in batch_norms(model):
+        m.momentum = 0.1  # as in training; the re-estimate must not average exponentially
+    first = batch_norms(model)[0]
+    seen = []
+    hook = first.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].detach().clone()))
+    reestimate_batch_norms(model, data.images[idx], idx, input_seed=5, batch_size=64)
+    hook.remove()
+    assert len(seen) == 2 and not model.training and first.momentum == 0.1  # mode and momentum restored
+    dims = [0, 2, 3]
+    mean = torch.stack([x.double().mean(dims) for x in seen]).mean(0)
+    var = torch.stack([x.double().var(dims, unbiased=True) for x in seen]).mean(0)
+    assert torch.allclose(first.running_mean.double(), mean, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(first.running_var.double(), var, rtol=1e-5, atol=1e-6)
+    assert int(first.num_batches_tracked) == 2
+
+
+def test_frozen_batch_norm_keeps_the_init_checkpoints_statistics_and_init_may_change_timesteps(tmp_path):
+    """``bn_statistics: frozen`` fine-tunes a T = 4 checkpoint at T = 2: the weights move, every
+    batch norm's running statistics stay bit for bit the checkpoint's; with ``running`` they move.
+    A checkpoint of another width is refused naming the field."""
+    init = calibrated_model("bsnn", timesteps=4)
+    path = save_checkpoint(tmp_path / "init.pt", init, training={"seed": 0}, metrics={"test_accuracy": 0.1},
+                           data={"dataset": "fashion-mnist"})
+    for mode in ("frozen", "running"):
+        cfg = TrainConfig(model="bsnn", **{**TINY, "epochs": 1, "lr": 1e-2}, init=str(path), bn_statistics=mode)
+        train(cfg, tmp_path / mode, progress=False)
+        out, _ = load_checkpoint(tmp_path / mode / "model.pt")
+        assert out.config.timesteps == 2
+        same = [torch.equal(a.running_mean, b.running_mean) and torch.equal(a.running_var, b.running_var)
+                for a, b in zip(out.norms, init.norms) if isinstance(a, torch.nn.BatchNorm2d)]
+        assert all(same) if mode == "frozen" else not any(same), (mode, same)
+        assert not torch.equal(out.layers[0].weight, init.layers[0].weight)
+    with pytest.raises(ValueError, match="width"):
+        train(TrainConfig(model="bsnn", **{**TINY, "width": 0.25}, init=str(path)), tmp_path / "w", progress=False)
+    with pytest.raises(ValueError, match="bn-statistics"):
+        TrainConfig(model="bsnn", bn_statistics="frozen")

@@ -65,6 +65,9 @@ def train(
     init: Optional[str] = typer.Option(None, help="start from this checkpoint (path or shipped:<name>)"),
     hw_aware: Optional[Path] = typer.Option(None, help="train on sampled chips of this chip YAML (a scenario's chip: section)"),
     hw_resample: Optional[int] = typer.Option(None, help="draw a fresh chip every N steps (--hw-aware)"),
+    bn_statistics: Optional[str] = typer.Option(None, help="batch-norm statistics kept: running | frozen (--init's) | "
+                                                "ideal (re-estimated on ideal training images each epoch)"),
+    bn_images: Optional[int] = typer.Option(None, help="training images of the ideal re-estimate (--bn-statistics ideal)"),
     train_limit: Optional[int] = typer.Option(None, help="use only the first N training images"),
     eval_limit: Optional[int] = typer.Option(None, help="evaluate on the first N test images"),
     out: Optional[Path] = typer.Option(None, help="output directory (checkpoints, model card); required to train"),
@@ -93,7 +96,8 @@ def train(
                  batch_size=batch_size, lr=lr, optimizer=optimizer, schedule=schedule, weight_decay=weight_decay,
                  seed=seed, precision=precision, train_limit=train_limit, eval_limit=eval_limit, teacher=teacher,
                  kd_alpha=kd_alpha, kd_temperature=kd_temperature, init=init,
-                 hw_aware=None if hw_aware is None else str(hw_aware), hw_resample=hw_resample)
+                 hw_aware=None if hw_aware is None else str(hw_aware), hw_resample=hw_resample,
+                 bn_statistics=bn_statistics, bn_images=bn_images)
     base.update({k: v for k, v in flags.items() if v is not None})
     _set_threads(threads)
     try:

@@ -28,6 +28,7 @@ from ..models.checkpoint import (CheckpointError, atomic_torch_save, load_checkp
 from ..models.inputs import model_input
 from ..models.vgg import BinaryVGG11, ModelConfig
 from ..seeding import derive_seed, generator
+from .batchnorm import freeze_batch_norms, reestimate_batch_norms
 from .config import TrainConfig
 from .evaluate import evaluate
 from .hw_aware import ChipInTheLoop, load_chip
@@ -90,10 +91,17 @@ def resolve_model_path(ref: str, field: str) -> Path:
 @torch.no_grad()
 def init_from_checkpoint(model: BinaryVGG11, path: Path) -> None:
     """Load a trained checkpoint into a fresh model: full-precision layers and batch norm as
-    stored, binary layers' latent weights sign(w) * alpha (the magnitude the checkpoint keeps)."""
+    stored, binary layers' latent weights sign(w) * alpha (the magnitude the checkpoint keeps).
+
+    The number of time steps may differ (issue 21: a B-SNN trained at T = 8 fine-tuned at T = 4 or
+    16): it shapes no parameter. Every other field of the architecture must match."""
     src, _ = load_checkpoint(path)
-    if src.config.to_dict() != model.config.to_dict():
-        raise ValueError(f"--init={path}: the checkpoint's model {src.config.to_dict()} differs from {model.config.to_dict()}")
+    got, want = src.config.to_dict(), model.config.to_dict()
+    got.pop("timesteps"), want.pop("timesteps")
+    if got != want:
+        diff = {k: (got[k], want[k]) for k in want if got.get(k) != want[k]}
+        raise ValueError(f"--init={path}: the checkpoint's model differs from the one trained in "
+                         f"(field: checkpoint, run) {diff}; only timesteps may differ")
     state = src.state_dict()
     for spec, layer in src.binary_layers():
         state[f"layers.{spec.index - 1}.weight"] = layer.binary_weight() * layer.alpha().view(-1, *[1] * (layer.weight.dim() - 1))
@@ -219,6 +227,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, train_ds, epoch: int, dev, progres
 
     model, chip = run.model, run.chip
     model.train()
+    if cfg.bn_statistics == "frozen":
+        freeze_batch_norms(model)
     gen = generator(cfg.seed, "epoch", epoch)
     perm = torch.randperm(len(train_ds), generator=gen)
     poisson_seed = derive_seed(cfg.seed, "poisson", epoch)
@@ -248,6 +258,14 @@ def _train_epoch(run: _Run, cfg: TrainConfig, train_ds, epoch: int, dev, progres
                         refresh=False)
     bar.close()
     return loss_sum, correct, seen
+
+
+def _ideal_batch_norms(run: _Run, cfg: TrainConfig, train_ds, epoch: int) -> None:
+    """Batch-norm statistics re-estimated on ``cfg.bn_images`` training images drawn for this epoch
+    (seeded by (seed, "bn", epoch)), on the ideal chip (no chip errors: outside ChipInTheLoop)."""
+    idx = torch.randperm(len(train_ds), generator=generator(cfg.seed, "bn", epoch))[:cfg.bn_images]
+    reestimate_batch_norms(run.model, train_ds.images[idx], idx, derive_seed(cfg.seed, "bn-poisson", epoch),
+                           cfg.batch_size)
 
 
 def _write_epoch(out: Path, run: _Run, cfg: TrainConfig, epoch: int, res, history: list[dict], wall: float, command: str,
@@ -288,6 +306,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         loss_sum, correct, seen = _train_epoch(run, cfg, train_ds, epoch, dev, progress)
+        if cfg.bn_statistics == "ideal":
+            _ideal_batch_norms(run, cfg, train_ds, epoch)
         res = evaluate(run.model, test_ds, input_seed=cfg.eval_seed, device=dev)
         wall += time.time() - t0
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),

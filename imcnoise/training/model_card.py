@@ -33,6 +33,12 @@ def write_model_card(out: Path, cfg, meta: dict, mcfg) -> Path:
     if tr.get("hw_aware"):
         extra += (f"; **hardware-aware**: every binary MAC ran through a sampled chip instance of `{tr['hw_aware']}` "
                   f"(a fresh chip every {tr.get('hw_resample')} step(s); straight-through gradient)")
+    bn = tr.get("bn_statistics", "running")
+    if bn == "frozen":
+        extra += "; batch-norm statistics frozen at the `--init` checkpoint's (batch norm in eval mode)"
+    elif bn == "ideal":
+        extra += (f"; batch-norm statistics re-estimated after every epoch on {tr.get('bn_images')} ideal training "
+                  "images (cumulative average)")
     poisson = f", Poisson seed {m['eval_seed']}" if spiking else ""
     rates = ", ".join(f"L{k}: {v:.3f}" for k, v in m["spike_rates"].items())
     text = f"""# Model card: {mcfg.kind.upper()} VGG11 on {d['dataset']}
