@@ -4,13 +4,15 @@
 # the benchmark tables from benchmarks/*.py.)
 # Usage: scripts/regenerate_results.sh [scenario ...]
 #   default: stt_mram rram cifar10_jpeg stt_mram_reference rram_reference calibration noise_sources fmnist_hw
+#            design_space design_adaptation design_tolerance_spread design_tolerance_offset design_offset_check
+#            fmnist_hw_frozen timesteps
 #   (fmnist_hw also writes results/fmnist_hw/comparison.md against stt_mram_reference)
 # SWEEP_ARGS are passed to every sweep (e.g. SWEEP_ARGS="--workers 2").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export IMCNOISE_DATA_DIR=${IMCNOISE_DATA_DIR:-$(cd .. && pwd)/shared/data}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(stt_mram rram cifar10_jpeg stt_mram_reference rram_reference calibration noise_sources fmnist_hw design_space design_adaptation design_tolerance_spread design_tolerance_offset design_offset_check)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(stt_mram rram cifar10_jpeg stt_mram_reference rram_reference calibration noise_sources fmnist_hw design_space design_adaptation design_tolerance_spread design_tolerance_offset design_offset_check fmnist_hw_frozen timesteps)
 log=results/README.md
 mkdir -p results
 for s in "${scenarios[@]}"; do

@@ -255,3 +255,21 @@ def test_schema_documents_every_physical_field_with_its_unit_and_range():
     physical = [row for row in rows if row[0].rsplit(".", 1)[-1].endswith(("_ohm", "_v", "_f", "_k", "_s", "_us", "sigma"))]
     assert physical and all("allowed" in row[-1] for row in physical), [row[0] for row in physical if "allowed" not in row[-1]]
     assert any(row[0] == "| chip.device[stt_mram].r_p_ohm" and row[3] == "Ohm" for row in rows)
+
+
+def test_atomic_write_gives_a_result_file_the_permissions_of_a_plain_write(tmp_path):
+    """mkstemp creates its temporary file 0600; a results table written through it must still be
+    readable by the group and others, as the same file written with open() is (0644 under umask 022)."""
+    import os
+    import stat
+
+    from imcnoise.files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "summary.md", lambda tmp: tmp.write_text("x"))
+        (tmp_path / "plain.md").write_text("x")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "summary.md").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.md").stat().st_mode) == 0o644

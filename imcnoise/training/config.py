@@ -125,6 +125,12 @@ PRESETS: dict[str, dict] = {
                                   batch_size=64, lr=3e-4, warmup_epochs=0.1, crop_padding=2, flip=True,
                                   init="shipped:fmnist-bsnn", hw_aware="scenarios/chips/stt_mram_spread_0.05.yaml",
                                   hw_resample=10, bn_statistics="frozen", precision="fp32"),
+    # The same fine-tune with batch norm in training mode (batch statistics, as the running-statistics
+    # preset) whose running statistics are re-estimated on ideal training images at the end of the epoch.
+    "fmnist-bsnn-hw-ideal": dict(model="bsnn", dataset="fashion-mnist", width=0.25, timesteps=8, epochs=1,
+                                 batch_size=64, lr=3e-4, warmup_epochs=0.1, crop_padding=2, flip=True,
+                                 init="shipped:fmnist-bsnn", hw_aware="scenarios/chips/stt_mram_spread_0.05.yaml",
+                                 hw_resample=10, bn_statistics="ideal", precision="fp32"),
     # Time steps as a training choice (issue 21): the shipped T = 8 B-SNN fine-tuned at T = 4, distilled
     # from itself at T = 8 (teacher and student see the same images; Poisson draws of their own T), and
     # at T = 16 (fine-tuned with --init only). Same optimiser recipe as the -hw fine-tunes; fp32 because

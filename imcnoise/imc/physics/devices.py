@@ -75,11 +75,18 @@ class TwoStateNoiseModel(BaseNoiseModel):
     def device_variation(self, on: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         """Lognormal conductance (uS) around each state's nominal value (z: standard normal draws;
         None: no variation)."""
-        state = on.long()  # 0: off, 1: on -- a lookup keeps the nominal values exact
-        g = torch.tensor([self.g_off_us, self.g_on_us], dtype=torch.float64, device=on.device)[state]
+        # torch.where between exact fp64 scalars: the nominal values stay exact (faster than a lookup)
+        g = torch.where(on, self._scalar(self.g_on_us, on), self._scalar(self.g_off_us, on))
         if z is None:
             return g
-        return g * torch.exp(torch.tensor([self.sigma_off, self.sigma_on], dtype=torch.float64, device=on.device)[state] * z)
+        if self.sigma_on == self.sigma_off:  # one sigma: the same products as the per-state form
+            return g * torch.exp(self._scalar(self.sigma_on, on) * z)
+        return g * torch.exp(torch.where(on, self._scalar(self.sigma_on, on), self._scalar(self.sigma_off, on)) * z)
+
+    @staticmethod
+    def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+        """A 0-d fp64 tensor on ``like``'s device."""
+        return torch.tensor(value, dtype=torch.float64, device=like.device)
 
     def program(self, g_target: torch.Tensor, stuck: torch.Tensor, variation: torch.Tensor) -> torch.Tensor:
         """Programmed conductances (uS) of targets ``g_target`` (uS) whose draws sit at the stream
