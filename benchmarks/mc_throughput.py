@@ -10,7 +10,8 @@ fp32) on the same images, and gives the fast engine's effective MAC rate (XNOR c
 second) as a fraction of the fp32 GEMM peak (torch.mm, 2048^3) and of the fastest exact kernel
 (int8 ``torch._int_mm`` with int32 sums, or fp32), all measured in the same run (bf16 shown too).
 The noise-free baseline is the faster of the float eval and the integer XNOR engine on its best
-exact path (``backend="auto"``: int8 where faster). The last line is the summary: speed-up of the
+exact path (``backend="auto"``: int8 or fp32, whichever a measured probe of each layer shape finds faster;
+the fixed gemm and int8 paths are timed beside it). The last line is the summary: speed-up of the
 fast engine over the aihwkit path, noisy cost per chip-image over noise-free cost per image, and
 the shares of the fp32 and the fastest exact peak.
 
@@ -35,6 +36,8 @@ from imcnoise.imc import (AnalogChip, AnalogConfig, FastChipBatch, SenseAmpConfi
                           evaluate, fold_checkpoint)
 from imcnoise.models.checkpoint import load_checkpoint
 from imcnoise.training.evaluate import evaluate as evaluate_float
+from imcnoise.imc.engines import kernels
+from imcnoise.imc.engines.kernels import int8_available
 
 
 def _best_of(f, device, repeat=5) -> float:
@@ -133,9 +136,13 @@ def main():
 
         fast()  # warm-up: compiles the fused kernels (cached on disk for later processes)
         t_free, _ = timed(lambda: evaluate_float(model, data, batch_size=args.batch_size, precision="fp32", device=dev), 2)
-        # the noise-free floor on its best exact path: the integer XNOR engine (int8 kernels where faster)
-        xnor = XnorEngine(prog, backend="auto", device=dev)
-        t_int, _ = timed(lambda: evaluate(xnor, data, batch_size=args.batch_size), 2)
+        # the noise-free floor on its best exact path: the integer XNOR engine, whose "auto" backend
+        # measures int8 against fp32 per layer shape (kernels.choose); both fixed paths timed beside it
+        t_xnor = {}
+        for backend in ("gemm", "int8", "auto") if int8_available() and dev.type == "cpu" else ("gemm",):
+            xnor = XnorEngine(prog, backend=backend, device=dev)
+            t_xnor[backend], _ = timed(lambda: evaluate(xnor, data, batch_size=args.batch_size), 2)
+        t_int = t_xnor.get("auto", t_xnor["gemm"])
         t_base = min(t_free, t_int)
         t_fast, r_fast = timed(fast, 2)
         macs = macs_per_image(prog) * work / t_fast
@@ -150,8 +157,15 @@ def main():
         print(f"| {kind} | fast | {k} | {t_fast:.2f} | {work / t_fast:.1f} | {speed:.1f}x | {macs / 1e9:.2f} | "
               f"{100 * macs / peak:.1f} % | {100 * macs / exact:.1f} % | {ident} |")
         print(f"| {kind} | noise-free float eval (fp32) | - | {t_free:.2f} | {len(data) / t_free:.1f} img/s | | | | | |")
-        print(f"| {kind} | noise-free integer engine ({xnor.backend}) | - | {t_int:.2f} | {len(data) / t_int:.1f} img/s | | "
-              f"{macs_per_image(prog) * len(data) / t_int / 1e9:.2f} | | | |")
+        for backend, t in t_xnor.items():
+            print(f"| {kind} | noise-free integer engine ({backend}) | - | {t:.2f} | {len(data) / t:.1f} img/s | | "
+                  f"{macs_per_image(prog) * len(data) / t / 1e9:.2f} | | | |")
+        chosen = {}
+        for key, name in kernels.CHOICES.items():
+            chosen.setdefault(key[0], []).append(name)
+        print(f"|   | measured choices so far (IMCNOISE_MAC={kernels.mode()}) | "
+              + "; ".join(f"{op}: {c.count('int8')} int8 / {c.count('fp32')} fp32 shapes" for op, c in chosen.items())
+              + " | | | | | | | |")
         summary["speedup"][kind] = speed
         summary["noisy"][kind] = (t_fast / work) / (t_base / len(data))
         summary["peak"][kind] = 100 * macs / peak

@@ -133,6 +133,68 @@ def test_int8_digits_recombine_to_the_weights():
     assert split_digits(torch.tensor([1 << 14])) is None
 
 
+def test_the_measured_mac_choice_keeps_the_faster_path_and_honours_the_override(monkeypatch):
+    """kernels.choose: under IMCNOISE_MAC=auto it times both callables and keeps the faster -- an
+    int8 side that sleeps 20 ms per call loses to an instant fp32 side, and the other way round --
+    returns the result it measured, and reuses the choice for the same key without calling again;
+    IMCNOISE_MAC=fp32 / int8 decide without calling either; two exact paths that disagree raise."""
+    import time
+
+    from imcnoise.imc.engines import kernels
+
+    if not kernels.int8_available():
+        pytest.skip("no oneDNN int8 kernels in this torch build")
+    monkeypatch.setattr(kernels, "CHOICES", {})
+    y = torch.arange(6.0)
+
+    def slow():
+        time.sleep(0.02)
+        return y.clone()
+
+    def fast():
+        return y.clone()
+
+    def never():
+        raise AssertionError("called although the choice was made")
+
+    monkeypatch.setenv("IMCNOISE_MAC", "auto")
+    name, out = kernels.choose(("a",), slow, fast)
+    assert name == "fp32" and torch.equal(out, y)
+    assert kernels.choose(("b",), fast, slow)[0] == "int8"
+    assert kernels.choose(("a",), never, never) == ("fp32", None)  # cached per key
+    assert kernels.CHOICES == {("a",): "fp32", ("b",): "int8"}
+    with pytest.raises(AssertionError, match="differ"):
+        kernels.choose(("c",), fast, lambda: y + 1)
+    for forced in ("fp32", "int8"):
+        monkeypatch.setenv("IMCNOISE_MAC", forced)
+        assert kernels.choose(("d",), never, never) == (forced, None)
+    monkeypatch.setenv("IMCNOISE_MAC", "bf17")
+    with pytest.raises(ValueError, match="IMCNOISE_MAC"):
+        kernels.choose(("e",), never, never)
+
+
+def test_the_fast_engine_measures_its_mac_path_under_auto(monkeypatch):
+    """Under IMCNOISE_MAC=auto the fast engine times its per-chip int8 convolution (packing
+    included) against fp32 for every conv shape it meets, and the signals are those of fp32."""
+    from imcnoise.imc.engines import kernels
+
+    if not kernels.int8_available():
+        pytest.skip("no oneDNN int8 kernels in this torch build")
+    prog = fold_model(calibrated_model("bsnn", negative_gamma=0.3))
+    layer = next(l for l in prog.xnor_layers if l.kind == "conv")
+    g = torch.Generator().manual_seed(2)
+    bits = (torch.rand(3, 1, layer.in_size, layer.in_size, layer.in_features, generator=g) < 0.3).float()
+    signals = {}
+    for mode in ("fp32", "auto"):
+        monkeypatch.setenv("IMCNOISE_MAC", mode)
+        monkeypatch.setattr(kernels, "CHOICES", {})
+        fb = FastChipBatch(prog, CONFIGS["default"], [5, 6])
+        signals[mode] = [fb.read_signals(layer, bits, chips) for chips in fb.chip_groups()]
+        assert any(k[0] == "fast-conv" for k in kernels.CHOICES) == (mode == "auto")
+    for a, b in zip(signals["fp32"], signals["auto"], strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("cfg_name", ["default", "voltage-all-effects"])
 def test_int8_and_fp32_array_macs_give_the_same_counts(monkeypatch, cfg_name):
     """The fast engine's array MACs on the int8 units (oneDNN int8 convolution, int32 sums, weights

@@ -55,17 +55,20 @@ def test_spike_exact_with_forced_negative_and_zero_gamma(kind, residual):
     assert not broken.exact
 
 
-@pytest.mark.parametrize("backend", ["popcount", "int8"])
+@pytest.mark.parametrize("backend", ["popcount", "int8", "auto"])
 @pytest.mark.parametrize("kind", ["bsnn", "bnn"])
-def test_every_integer_backend_equals_the_gemm_backend_spike_for_spike(kind, backend):
+def test_every_integer_backend_equals_the_gemm_backend_spike_for_spike(kind, backend, monkeypatch):
     """popcount (XOR + hardware popcount) and int8 (oneDNN int8 convolution / torch._int_mm with
     int32 sums) compute the same integer dot products as the fp32 gemm: every spike of every
-    layer and every output identical."""
-    from imcnoise.imc.engines.kernels import int8_available
+    layer and every output identical. ``auto`` measures int8 against gemm on every binary layer's
+    real inputs (a conv and an fc key at least) and runs the faster: the same spikes."""
+    from imcnoise.imc.engines import kernels
     from imcnoise.models.vgg import Recording
 
-    if backend == "int8" and not int8_available():
+    if backend in ("int8", "auto") and not kernels.int8_available():
         pytest.skip("no oneDNN int8 kernels in this torch build")
+    monkeypatch.setenv("IMCNOISE_MAC", "auto")
+    monkeypatch.setattr(kernels, "CHOICES", {})
     prog = fold_model(calibrated_model(kind, negative_gamma=0.3))
     d = fmnist("test", 32)
     idx = torch.arange(32)
@@ -76,6 +79,8 @@ def test_every_integer_backend_equals_the_gemm_backend_spike_for_spike(kind, bac
     assert ra.spikes.keys() == rb.spikes.keys() and len(ra.spikes) == len(prog.xnor_layers) + 1
     for k in ra.spikes:
         assert torch.equal(ra.spikes[k], rb.spikes[k]), k
+    measured = {key[1] for key in kernels.CHOICES if key[0] == "xnor-mac"}
+    assert measured == ({"conv", "fc"} if backend == "auto" else set())
 
 
 def test_mismatches_are_classified_as_ties_or_not():

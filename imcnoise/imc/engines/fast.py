@@ -100,22 +100,35 @@ def _conv(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> t
 
 def _conv_chip(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, c: int) -> torch.Tensor:
     """One chip's grouped convolution of 0/1 inputs ``x`` (``[N, S*per, H, W]``, channels-last) plus
-    the per-line constant, channels-last ``[N, H, W, S*rows]``: fp32, or with ``IMCNOISE_MAC=int8``
-    on the int8 units (:func:`.kernels.conv_bits`; the weights are integers on the 2**-12 grid, so
-    both are exact and give the same bits). ``auto`` keeps fp32 here: measured on a 2-core Xeon with
-    AMX (benchmarks/mc_throughput.py, 4 chips x 200 images, 1 thread), the int8 path took 33.2 s
-    against 23.6 s for the B-SNN -- every chip's weights are packed anew, and the int8 kernels of
-    7-channel groups plus the digit recombination save less than that costs."""
+    the per-line constant, channels-last ``[N, H, W, S*rows]``: fp32, or on the int8 units
+    (:func:`.kernels.conv_bits`; the weights are integers on the 2**-12 grid, so both are exact and
+    give the same bits). Which one is measured per shape (:func:`.kernels.choose`; ``IMCNOISE_MAC``
+    overrides), the int8 side timed with its weight packing, which every chip pays anew: on a
+    2-core Xeon with AMX (benchmarks/mc_throughput.py, 4 chips x 200 images, 1 thread) int8 took
+    33.2 s against 23.6 s for the B-SNN -- the int8 kernels of 7-channel groups plus the digit
+    recombination saved less than the packing cost."""
     w = k.w[c].reshape(-1, k.per, layer.kernel, layer.kernel)
     cache = k.cache[c]
     if "w_int" not in cache:
         cache["w_int"] = None
-        if x.device.type == "cpu" and kernels.mode() == "int8" and kernels.int8_available():
+        if x.device.type == "cpu" and kernels.mode() != "fp32" and kernels.int8_available():
             wi = w * GRID
             cache["w_int"] = wi.to(torch.int64) if torch.equal(wi, wi.round()) else None
-    if cache["w_int"] is None:
+
+    def fp32() -> torch.Tensor:
         return F.conv2d(x, w, k.const[c], padding=layer.padding, groups=k.S).permute(0, 2, 3, 1)
-    return kernels.conv_bits(x, w, cache["w_int"], 1.0 / GRID, k.S, layer.padding, cache) + k.const[c]
+
+    def int8(fresh: bool = False) -> torch.Tensor:
+        kc = {} if fresh else cache  # fresh: pay for packing this chip's weights, as every chip does
+        return kernels.conv_bits(x, w, cache["w_int"], 1.0 / GRID, k.S, layer.padding, kc) + k.const[c]
+
+    if cache["w_int"] is None:
+        return fp32()
+    key = ("fast-conv", tuple(w.shape), k.S, layer.padding, tuple(x.shape))
+    name, y = kernels.choose(key, lambda: int8(fresh=True), fp32)
+    if y is not None:
+        return y
+    return int8() if name == "int8" else fp32()
 
 
 def _conv_grouped(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, chips: slice) -> torch.Tensor:

@@ -6,7 +6,9 @@ M < 2**24), on bit-packed 64-bit words (``backend="popcount"``: XOR + hardware p
 ``numpy.bitwise_count``), or on the machine's int8 units (``backend="int8"``: dot = sum_j x_j
 (2 w_j - 1) + M1 with 0/1 inputs as uint8 and +-1 weights as int8, accumulated exactly in int32 by
 oneDNN's int8 convolution or ``torch._int_mm``; :mod:`.kernels`). All give identical integers;
-``backend="auto"`` takes int8 where it is available (CPU with oneDNN), else gemm. Everything else (digital first and last
+``backend="auto"`` times int8 against gemm once per layer and input shape on the real inputs and
+keeps the faster (:func:`.kernels.choose`; ``IMCNOISE_MAC=fp32|int8`` overrides), gemm where
+oneDNN's int8 kernels are missing or off the CPU. Everything else (digital first and last
 layers, the folded neuron in fp64, pooling, residuals) is the shared traversal of :mod:`.base`.
 """
 
@@ -50,10 +52,10 @@ class XnorEngine(Engine):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         super().__init__(program, device)
-        from .kernels import int8_available, mode
+        from .kernels import int8_available
 
-        if backend == "auto":
-            backend = "int8" if int8_available() and self.device.type == "cpu" and mode() != "fp32" else "gemm"
+        if backend == "auto" and (self.device.type != "cpu" or not int8_available()):
+            backend = "gemm"
         if backend == "int8" and not int8_available():
             raise ValueError("backend 'int8' needs oneDNN's int8 kernels (torch.ops.onednn), not available here")
         self.backend = backend
@@ -69,7 +71,25 @@ class XnorEngine(Engine):
             return self._dot_popcount(layer, bits)
         if self.backend == "int8":
             return self._dot_int8(layer, bits)
+        if self.backend == "auto":
+            return self._measured(("xnor-dot",) + self._shape_key(layer, [bits]), lambda: self._dot_int8(layer, bits),
+                                  lambda: self.ideal_dot(layer, bits))
         return self.ideal_dot(layer, bits)
+
+    @staticmethod
+    def _shape_key(layer: XnorLayer, tensors: list[torch.Tensor]) -> tuple:
+        """What decides a MAC's speed: the layer's geometry and the inputs' shapes."""
+        return (layer.kind, layer.rows, layer.in_features, layer.kernel, layer.padding) + tuple(tuple(t.shape) for t in tensors)
+
+    @staticmethod
+    def _measured(key: tuple, int8, fp32) -> torch.Tensor:
+        """The result of the faster exact path for ``key``, measured on first use (:func:`.kernels.choose`)."""
+        from .kernels import choose
+
+        name, y = choose(key, int8, fp32)
+        if y is not None:
+            return y
+        return int8() if name == "int8" else fp32()
 
     def _dots_int8(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
         """Match counts of one chip's BITS ``[N, H, W, C]`` / ``[N, F]``: ``[N, H*W or 1, rows]`` (float64)."""
@@ -130,14 +150,25 @@ class XnorEngine(Engine):
 
     def mac(self, layer: XnorLayer, slots: list[torch.Tensor], p: Pass) -> torch.Tensor:
         """dot of eq. (11): slot tau1 (layer l-1 input) plus, for residual layers, slot tau2 (layer l-2)."""
-        if self.backend == "int8":  # in the engines' channels-innermost layout throughout: no layout copies
-            d = self._dots_int8(layer, slots[0][:, 0])
-            for s in slots[1:]:
-                d = d + self._dots_int8(layer, s[:, 0])
-            return d.view(d.shape[0], 1, -1, layer.rows)
-        d = self.dot(layer, lay.nchw(slots[0][:, 0]))
+        if self.backend == "int8":
+            return self._mac_int8(layer, slots)
+        if self.backend == "auto":
+            return self._measured(("xnor-mac",) + self._shape_key(layer, slots), lambda: self._mac_int8(layer, slots),
+                                  lambda: self._mac_gemm(layer, slots))
+        return self._mac_gemm(layer, slots)
+
+    def _mac_int8(self, layer: XnorLayer, slots: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`mac` on the int8 units, in the engines' channels-innermost layout throughout: no layout copies."""
+        d = self._dots_int8(layer, slots[0][:, 0])
+        for s in slots[1:]:
+            d = d + self._dots_int8(layer, s[:, 0])
+        return d.view(d.shape[0], 1, -1, layer.rows)
+
+    def _mac_gemm(self, layer: XnorLayer, slots: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`mac` as fp32 products of the ideal array (:meth:`.base.Engine.ideal_dot`)."""
+        d = self.ideal_dot(layer, lay.nchw(slots[0][:, 0]))
         if len(slots) > 1:
-            d = d + self.dot(layer, lay.nchw(slots[1][:, 0]))
+            d = d + self.ideal_dot(layer, lay.nchw(slots[1][:, 0]))
         return lay.dots_from_nchw(d)
 
 

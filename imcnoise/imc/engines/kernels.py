@@ -11,17 +11,20 @@ ways to compute it give the same bits:
   oneDNN's quantised convolution (``onednn::qconv2d_pointwise`` with scales 1, output fp32) or
   ``torch._int_mm``, digits recombined in fp32 (exact: |sum| < 2**24).
 
-Which is faster depends on the machine (AMX / VNNI int8 units) and the shape: measured on a 2-core
-Xeon with AMX (benchmarks/mc_throughput.py, same run), the integer engine's full-width binary layers
-run faster in int8 (``XnorEngine(backend="auto")`` takes it), while the fast engine's per-chip
-7-channel grouped convolutions run slower (each chip's weights packed anew, digits recombined), so
-that engine stays on fp32 unless ``IMCNOISE_MAC=int8`` (``auto`` | ``fp32`` | ``int8``) asks for
-it. Machines without oneDNN's int8 ops use fp32.
+Which is faster depends on the machine (AMX / VNNI int8 units) and the shape: on a 2-core Xeon
+with AMX (benchmarks/mc_throughput.py, same run) the integer engine's full-width binary layers ran
+faster in int8 and the fast engine's per-chip 7-channel grouped convolutions slower; on a 2-core
+AMD EPYC (no AMX) int8 ``_int_mm`` reached 0.4 GMAC/s against 30.7 for fp32. So the choice is made
+at run time, by measurement: :func:`choose` times both paths once per operation and shape on the
+real inputs (``IMCNOISE_MAC=auto``, the default) and keeps the faster; ``IMCNOISE_MAC=fp32`` or
+``int8`` overrides it. Machines without oneDNN's int8 ops use fp32.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +34,47 @@ def mode() -> str:
     if m not in ("auto", "fp32", "int8"):
         raise ValueError(f"IMCNOISE_MAC={m!r}: must be auto, fp32 or int8")
     return m
+
+
+#: the measured choice per (operation, shape) key of this process: "int8" or "fp32" (:func:`choose`)
+CHOICES: dict[tuple, str] = {}
+
+
+def _seconds_min(fn: Callable[[], torch.Tensor], reps: int) -> tuple[float, torch.Tensor]:
+    """The fastest of ``reps`` timed calls of ``fn`` (after one untimed warm-up that pays for
+    packing and first-touch allocation) and its result."""
+    out = fn()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def choose(key: tuple, int8: Callable[[], torch.Tensor], fp32: Callable[[], torch.Tensor],
+           reps: int = 2) -> tuple[str, torch.Tensor | None]:
+    """Which exact path, ``"int8"`` or ``"fp32"``, computes the operation ``key`` (an operation name
+    and its shapes) faster on this machine, and -- when it was measured now -- its result.
+
+    ``IMCNOISE_MAC=fp32`` / ``int8`` decide without measuring (``int8`` only where oneDNN's int8
+    kernels exist). Under ``auto`` the first call per key runs both callables on the real inputs
+    (one warm-up and ``reps`` timed calls each, the minimum kept), checks that they give the same
+    numbers (both are exact: a difference is a bug, raised as such), and caches the faster in
+    :data:`CHOICES` for the rest of the process. The choice changes only speed, never a bit."""
+    m = mode()
+    if m == "fp32" or not int8_available():
+        return "fp32", None
+    if m == "int8":
+        return "int8", None
+    if key in CHOICES:
+        return CHOICES[key], None
+    t_int8, y_int8 = _seconds_min(int8, reps)
+    t_fp32, y_fp32 = _seconds_min(fp32, reps)
+    if not torch.equal(y_int8.to(y_fp32.dtype), y_fp32):
+        raise AssertionError(f"int8 and fp32 paths differ for {key}: the exact-MAC invariant is broken")
+    CHOICES[key] = "int8" if t_int8 < t_fp32 else "fp32"
+    return CHOICES[key], (y_int8 if CHOICES[key] == "int8" else y_fp32)
 
 
 def int8_available() -> bool:
