@@ -104,3 +104,25 @@ def test_worst_node_deviation_of_a_uniform_current_line_matches_the_continuum_so
     theta = np.sqrt(r_ohm * g_tot * n * n)
     far = g_on / g_tot * (1 - 1 / np.cosh(theta))  # source fraction G_on / G_tot of the V the line would reach
     assert got == pytest.approx(far, rel=0.02)
+
+
+def test_the_unit_vector_solve_of_the_weights_is_the_general_solve_bit_for_bit():
+    """position_weights solves (T + r D) w = e_1 with the right-hand side's zeros dropped from the
+    forward sweep (0 + x == x in floating point): over 5000 lines (two full blocks of the solver and
+    a ragged one) every weight is bit-identical to the general Thomas solve with an explicit e_1,
+    and equals numpy's dense solve of a few of the lines to rounding."""
+    from imcnoise.imc.physics.line import _THOMAS_BLOCK, _chain_diag, _thomas
+
+    g = torch.Generator().manual_seed(3)
+    n, lines = 63, 2 * _THOMAS_BLOCK + 904
+    g_tot = 1.0 + 0.8 * torch.rand(lines, n, generator=g, dtype=torch.float64)  # G_A + G_B in units of G_on
+    for r in (0.49 / 7.5e3, 0.05):  # the default 0.49 Ohm per pitch x G_on (7.5 kOhm cells), and a strong drop
+        w = position_weights(g_tot, r)
+        e1 = torch.zeros(lines, n, dtype=torch.float64)
+        e1[:, 0] = 1.0
+        assert torch.equal(w, _thomas(_chain_diag(g_tot, r), e1))
+        diag = _chain_diag(g_tot, r).numpy()
+        for i in (0, _THOMAS_BLOCK, lines - 1):
+            a = np.diag(diag[i]) - np.eye(n, k=1) - np.eye(n, k=-1)
+            ref = np.linalg.solve(a, np.eye(n)[0])
+            assert np.allclose(w[i].numpy(), ref, rtol=1e-12, atol=0)

@@ -54,35 +54,41 @@ import torch
 _THOMAS_BLOCK = 2048  # lines per block: its [n, block] float64 arrays stay in the L2 cache
 
 
-def _thomas(diag: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+def _thomas(diag: torch.Tensor, rhs: torch.Tensor | None) -> torch.Tensor:
     """Solve tridiag(-1, diag, -1) x = rhs along the last axis (float64, batched over the leading
-    axes). numpy on position-major blocks of lines: each step is a contiguous vector operation over
+    axes; ``rhs=None``: the unit vector e_1 of :func:`position_weights`). numpy on position-major blocks of lines: each step is a contiguous vector operation over
     the lines of a block, and a block's arrays stay in cache (measured on 150,000 lines of 63 cells:
     0.14 s in blocks of 1024-4096 lines against 1.40 s for all lines at once, identical bits -- each
     line's arithmetic is the same sequence of float64 operations either way)."""
     import numpy as np
 
     n = diag.shape[-1]
-    B = diag.detach().cpu().numpy().astype(np.float64).reshape(-1, n)
-    R = rhs.detach().cpu().numpy().astype(np.float64).reshape(-1, n)
-    out = np.empty_like(R)
+    B = np.asarray(diag.detach().cpu().numpy(), dtype=np.float64).reshape(-1, n)  # no copy when already float64
+    R = None if rhs is None else np.asarray(rhs.detach().cpu().numpy(), dtype=np.float64).reshape(-1, n)
+    out = np.empty_like(B)
     for s in range(0, B.shape[0], _THOMAS_BLOCK):
         b = np.ascontiguousarray(B[s:s + _THOMAS_BLOCK].T)  # [n, lines of the block]
-        d = np.ascontiguousarray(R[s:s + _THOMAS_BLOCK].T)
         cp = np.empty_like(b)
-        dp = np.empty_like(d)
+        dp = np.empty_like(b)
         cp[0] = -1.0 / b[0]
-        dp[0] = d[0] / b[0]
-        for j in range(1, n):
-            m = b[j] + cp[j - 1]  # b_j - a_j c'_{j-1} with a_j = -1
-            cp[j] = -1.0 / m
-            dp[j] = (d[j] + dp[j - 1]) / m
-        x = np.empty_like(d)
-        x[n - 1] = dp[n - 1]
+        if R is None:  # rhs = e_1: d_j = 0 for j > 0, and 0 + x == x exactly: the same bits, half the work
+            dp[0] = 1.0 / b[0]
+            for j in range(1, n):
+                m = b[j] + cp[j - 1]
+                cp[j] = -1.0 / m
+                dp[j] = dp[j - 1] / m
+        else:
+            d = np.ascontiguousarray(R[s:s + _THOMAS_BLOCK].T)
+            dp[0] = d[0] / b[0]
+            for j in range(1, n):
+                m = b[j] + cp[j - 1]  # b_j - a_j c'_{j-1} with a_j = -1
+                cp[j] = -1.0 / m
+                dp[j] = (d[j] + dp[j - 1]) / m
+        x = dp  # back substitution in place: x_j needs dp_j and x_{j+1} only
         for j in range(n - 2, -1, -1):
-            x[j] = dp[j] - cp[j] * x[j + 1]
+            x[j] -= cp[j] * x[j + 1]
         out[s:s + _THOMAS_BLOCK] = x.T
-    return torch.from_numpy(out).view(rhs.shape).to(rhs.device)
+    return torch.from_numpy(out).view(diag.shape).to(diag.device)
 
 
 def _chain_diag(g_tot: torch.Tensor, r: float) -> torch.Tensor:
@@ -97,9 +103,7 @@ def position_weights(g_tot: torch.Tensor, r: float) -> torch.Tensor:
     matching units, e.g. normalised to G_on and r * G_on): I = V sum w G_read. All ones when r = 0."""
     if r == 0:
         return torch.ones_like(g_tot, dtype=torch.float64)
-    rhs = torch.zeros_like(g_tot, dtype=torch.float64)
-    rhs[..., 0] = 1.0
-    return _thomas(_chain_diag(g_tot, r), rhs)
+    return _thomas(_chain_diag(g_tot, r), None)  # rhs = e_1
 
 
 def first_order_weights(g_tot: torch.Tensor, r: float) -> torch.Tensor:
