@@ -95,6 +95,10 @@ def test_the_training_errors_are_the_chips_errors(kind):
         want = (1.0 if kind == "bsnn" else 2.0) * p * (sensed - exact)
         assert torch.equal(got.double(), want)
         assert float(want.abs().sum()) > 0  # the chip does make errors
+        # under the training step's bf16 autocast (the default precision) the errors stay exact: the
+        # chip's MACs must not run in bf16 (8 significant bits; they were, before 2026-12-03)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(loop.error(l.index, inputs).double(), want)
 
 
 def test_hw_aware_and_distilled_training_from_the_command_line(tmp_path):

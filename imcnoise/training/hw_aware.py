@@ -70,7 +70,13 @@ class ChipInTheLoop:
     @torch.no_grad()
     def error(self, index: int, inputs: list[torch.Tensor]) -> torch.Tensor:
         """The chip's error on the integer MAC of layer ``index`` for the layer's input(s) (one per
-        slot), shaped like the MAC (``[N, rows, H, W]`` or ``[N, rows]``)."""
+        slot), shaped like the MAC (``[N, rows, H, W]`` or ``[N, rows]``). Computed outside the
+        training step's bf16 autocast: the engines' MACs are exact only in fp32 / int8 (bf16 holds
+        8 significant bits; a 144-cell sum of 2**-12 grid conductances needs ~19)."""
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return self._error(index, inputs)
+
+    def _error(self, index: int, inputs: list[torch.Tensor]) -> torch.Tensor:
         eng = self.engine
         layer = next(l for l in eng.program.xnor_layers if l.index == index)
         bsnn = eng.program.kind == "bsnn"
