@@ -17,12 +17,11 @@ import argparse
 import importlib.util
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from _common import REPO, machine
+from _common import REPO, machine, timed
 from imcnoise.imc.physics import line as current
 
 
@@ -35,15 +34,6 @@ def module_at(rev: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-def best_of(fn, repeat=3):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def main():
@@ -59,8 +49,8 @@ def main():
     print(f"machine: {machine()}\n{args.lines} lines x {args.cells} cells; baseline line.py at {args.against}\n")
     print("| r G_on | baseline s | this checkout s | speed-up | identical |\n|---|---|---|---|---|")
     for r in (0.49 / 7.5e3, 0.05):
-        t_old, w_old = best_of(lambda: old.position_weights(g_tot, r))
-        t_new, w_new = best_of(lambda: current.position_weights(g_tot, r))
+        t_old, w_old = timed(lambda: old.position_weights(g_tot, r), 3)
+        t_new, w_new = timed(lambda: current.position_weights(g_tot, r), 3)
         print(f"| {r:.3g} | {t_old:.3f} | {t_new:.3f} | {t_old / t_new:.1f}x | {torch.equal(w_old, w_new)} |")
 
 
