@@ -22,6 +22,7 @@ from ...models.metrics import EvalResult
 from ..program import ChipProgram, XnorLayer
 from . import layouts as lay
 from .base import Engine, Pass, evaluate
+from .kernels import run_faster
 
 BACKENDS = ("gemm", "popcount", "int8", "auto")
 
@@ -72,7 +73,7 @@ class XnorEngine(Engine):
         if self.backend == "int8":
             return self._dot_int8(layer, bits)
         if self.backend == "auto":
-            return self._measured(("xnor-dot",) + self._shape_key(layer, [bits]), lambda: self._dot_int8(layer, bits),
+            return run_faster(("xnor-dot",) + self._shape_key(layer, [bits]), lambda: self._dot_int8(layer, bits),
                                   lambda: self.ideal_dot(layer, bits))
         return self.ideal_dot(layer, bits)
 
@@ -80,16 +81,6 @@ class XnorEngine(Engine):
     def _shape_key(layer: XnorLayer, tensors: list[torch.Tensor]) -> tuple:
         """What decides a MAC's speed: the layer's geometry and the inputs' shapes."""
         return (layer.kind, layer.rows, layer.in_features, layer.kernel, layer.padding) + tuple(tuple(t.shape) for t in tensors)
-
-    @staticmethod
-    def _measured(key: tuple, int8, fp32) -> torch.Tensor:
-        """The result of the faster exact path for ``key``, measured on first use (:func:`.kernels.choose`)."""
-        from .kernels import choose
-
-        name, y = choose(key, int8, fp32)
-        if y is not None:
-            return y
-        return int8() if name == "int8" else fp32()
 
     def _dots_int8(self, layer: XnorLayer, bits: torch.Tensor) -> torch.Tensor:
         """Match counts of one chip's BITS ``[N, H, W, C]`` / ``[N, F]``: ``[N, H*W or 1, rows]`` (float64)."""
@@ -153,7 +144,7 @@ class XnorEngine(Engine):
         if self.backend == "int8":
             return self._mac_int8(layer, slots)
         if self.backend == "auto":
-            return self._measured(("xnor-mac",) + self._shape_key(layer, slots), lambda: self._mac_int8(layer, slots),
+            return run_faster(("xnor-mac",) + self._shape_key(layer, slots), lambda: self._mac_int8(layer, slots),
                                   lambda: self._mac_gemm(layer, slots))
         return self._mac_gemm(layer, slots)
 

@@ -77,6 +77,17 @@ def choose(key: tuple, int8: Callable[[], torch.Tensor], fp32: Callable[[], torc
     return CHOICES[key], (y_int8 if CHOICES[key] == "int8" else y_fp32)
 
 
+def run_faster(key: tuple, int8: Callable[[], torch.Tensor], fp32: Callable[[], torch.Tensor],
+               int8_as_measured: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:
+    """The result of the path :func:`choose` picks for ``key``: the measured result when it was just
+    measured, else the chosen callable's. ``int8_as_measured``: what to time for int8 when it costs
+    more the first time than ``int8`` does later (the fast engine's per-chip weight packing)."""
+    name, y = choose(key, int8_as_measured or int8, fp32)
+    if y is not None:
+        return y
+    return int8() if name == "int8" else fp32()
+
+
 def int8_available() -> bool:
     return hasattr(torch.ops, "onednn") and hasattr(torch.ops.onednn, "qconv2d_pointwise") and \
         torch.backends.mkldnn.is_available()
