@@ -162,8 +162,9 @@ class AnalogEngine(Engine):
         ``[rows, 2*cells]`` per column tile, normalised to the device's G_on): cells, line weights
         (computed for all chips at once), periphery, calibration."""
         cfg, m = self.config, self.maps[layer.index]
-        cells_k = [split_sensings([cell_conductances(g, self.access) for g in d], m) for d in devices]
-        ga, gb = torch.stack([c[0] for c in cells_k]), torch.stack([c[1] for c in cells_k])  # [K, S, rows, n]
+        devs = [split_sensings(d, m) for d in devices]
+        # cells: devices in series with their access transistors (all chips at once; padding stays 0)
+        ga, gb = (cell_conductances(torch.stack([d[i] for d in devs]), self.access) for i in (0, 1))  # [K, S, rows, n]
         S, rows = m.n_sensings, layer.rows
         row_tile = torch.tensor([i // cfg.array.rows for i in range(rows)])
         cells = torch.tensor([m.sensing_cells(s) for s in range(S)])

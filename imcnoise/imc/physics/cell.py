@@ -20,6 +20,7 @@ import torch
 from aihwkit.inference.converter.base import BaseConductanceConverter
 
 from ... import defaults as D
+from ...runtime import compiled
 
 GRID = float(2 ** D.CONDUCTANCE_GRID_BITS)
 
@@ -27,6 +28,13 @@ GRID = float(2 ** D.CONDUCTANCE_GRID_BITS)
 def quantize_conductance(g_norm: torch.Tensor) -> torch.Tensor:
     """Put normalised conductances on the 2**-12 grid in [0, CONDUCTANCE_MAX_NORM]."""
     return torch.round(g_norm.clamp(0.0, D.CONDUCTANCE_MAX_NORM) * GRID) / GRID
+
+
+@compiled
+def grid_product(g: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """quantize(g * w) in float64, as float32: conductances ``g`` weighted by (float64) ``w`` on the
+    grid, in one fused loop (plain correctly rounded operations: the same bits compiled or not)."""
+    return quantize_conductance(g.double() * w).float()
 
 
 def squared_conductance(g: torch.Tensor) -> torch.Tensor:
@@ -64,6 +72,12 @@ def cell_conductances(g_device: torch.Tensor, a: float) -> torch.Tensor:
     on the conductance grid (1 at g = 1; unchanged when a = 0)."""
     if a == 0:
         return g_device
+    return _series_cells(g_device, torch.tensor(a, dtype=torch.float64, device=g_device.device))
+
+
+@compiled
+def _series_cells(g_device: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """:func:`cell_conductances` for a > 0 (``a`` a 0-d float64 tensor), as one fused loop."""
     g = g_device.double()
     return quantize_conductance(g * (1.0 + a) / (1.0 + a * g)).to(g_device.dtype)
 

@@ -21,7 +21,7 @@ from aihwkit.inference.noise.reram import ReRamWan2022NoiseModel
 from ...seeding import derive_seed
 from ..config import AihwkitPcmDevice, AihwkitReRamDevice, RramDevice, SttMramDevice
 from .cell import XnorPairConverter
-from .noise import normals_at, stream_counters, stream_key, uniforms_at
+from .noise import normal_indices_at, normal_table, normals_at, stream_counters, stream_key, uniforms_at
 
 
 def draw_key(generator: torch.Generator | None = None) -> int:
@@ -95,6 +95,22 @@ class TwoStateNoiseModel(BaseNoiseModel):
         u = uniforms_at(stuck) if self.p_stuck_on + self.p_stuck_off > 0 else None
         z = normals_at(variation) if self.sigma_on + self.sigma_off > 0 else None
         return self.device_variation(self.programmed_state(g_target, u), z).to(g_target.dtype)
+
+    def program_normalised(self, g_target: torch.Tensor, stuck: torch.Tensor, variation: torch.Tensor) -> torch.Tensor:
+        """:meth:`program` followed by the converter's ``convert_back_to_weights`` (normalised grid
+        conductances), by table lookup: a device's result is a function of its state and its normal
+        only, and every normal is one of :func:`.noise.normal_table`'s entries, so :meth:`device_variation`
+        and the conversion run once per (state, entry) -- 2 x 3 * 2^16 values -- and each device gathers
+        its own. The same numbers as the element-wise form (the aihwkit engine's; tests compare them)."""
+        u = uniforms_at(stuck) if self.p_stuck_on + self.p_stuck_off > 0 else None
+        on = self.programmed_state(g_target, u)
+        back = lambda g_us: self.g_converter.convert_back_to_weights([g_us.to(g_target.dtype)], {})
+        if self.sigma_on + self.sigma_off == 0:
+            return back(self.device_variation(on, None))
+        z = normal_table(g_target.device, torch.float64)
+        lut = torch.cat([back(self.device_variation(torch.full(z.shape, state, device=z.device), z)) for state in (False, True)])
+        idx = normal_indices_at(variation)
+        return lut[torch.where(on, idx + len(z), idx)]
 
     @torch.no_grad()
     def apply_programming_noise_to_conductance(self, g_target: torch.Tensor) -> torch.Tensor:
@@ -201,8 +217,7 @@ def program_many(noise_model: BaseNoiseModel, targets: list[torch.Tensor], seeds
             relaxation.append(stream_counters(stream_key(draw_key(g), "relaxation"), t.numel()))
     conv = noise_model.g_converter
     flat = torch.cat([t.reshape(-1) for t in targets])
-    g = noise_model.program(conv.convert_to_conductances(flat)[0][0], torch.cat(stuck), torch.cat(variation))
-    g = conv.convert_back_to_weights([g], {})
+    g = noise_model.program_normalised(conv.convert_to_conductances(flat)[0][0], torch.cat(stuck), torch.cat(variation))
     if t_inference > 0:  # aihwkit's drift_weights (every engine): to uS, the model's drift, and back
         g = noise_model.drift(conv.convert_to_conductances(g)[0][0], t_inference, torch.cat(relaxation) if relax else None)
         g = conv.convert_back_to_weights([g], {})

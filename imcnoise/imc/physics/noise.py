@@ -60,28 +60,42 @@ def mix64(x: torch.Tensor) -> torch.Tensor:
     return x ^ _lsr(x, 31)
 
 
+def normal_index(h: torch.Tensor) -> torch.Tensor:
+    """Index into :func:`normal_table` of the normal of hash ``h`` (int64): the top 16 bits pick a
+    bin; in the two outermost bins the next 16 bits pick a sub-bin (entries 2^16 + lo of the lower
+    tail, 2^17 + lo of the upper one). Every normal a stream can give is one of the table's
+    3 * 2^16 entries, so a function of a normal can be tabulated (:func:`.devices.program_many`)."""
+    hi = _lsr(h, 64 - TABLE_BITS)
+    lo = _lsr(h, 64 - 2 * TABLE_BITS) & (_BINS - 1)
+    return torch.where(hi == 0, _BINS + lo, torch.where(hi == _BINS - 1, 2 * _BINS + lo, hi))
+
+
+def stream_hash(first: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """SplitMix64 hashes of counters ``first[..., None] + positions`` (int64, broadcast)."""
+    return mix64((first.unsqueeze(-1) + positions) * GAMMA)
+
+
 def stream_normals(first: torch.Tensor, positions: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     """Standard normals for counters ``first[..., None] + positions`` (int64, broadcast), from the
     two-level table of :func:`normal_table` (``table``'s dtype). Plain tensor code: the fused
     kernels that need normals call it inside their own loop."""
-    h = mix64((first.unsqueeze(-1) + positions) * GAMMA)
-    hi = _lsr(h, 64 - TABLE_BITS)
-    lo = _lsr(h, 64 - 2 * TABLE_BITS) & (_BINS - 1)
-    # the outermost bins are refined: entry _BINS + lo of the lower tail (mirrored for the upper one)
-    idx = torch.where(hi == 0, _BINS + lo, torch.where(hi == _BINS - 1, 2 * _BINS - 1 - lo, hi))
-    z = table[idx]
-    return torch.where(hi == _BINS - 1, -z, z)
+    return table[normal_index(stream_hash(first, positions))]
 
 
 _normals_kernel = compiled(stream_normals, work=lambda first, positions, table: first.numel() * positions.numel(),
                           min_numel=1 << 16)
 
 
+@compiled(work=lambda first, positions: first.numel() * positions.numel(), min_numel=1 << 16)
+def _normal_index_kernel(first: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """:func:`normal_index` of counters ``first[..., None] + positions``."""
+    return normal_index(stream_hash(first, positions))
+
+
 @compiled(work=lambda first, positions: first.numel() * positions.numel())
 def _uniforms_kernel(first: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Uniforms on [0, 1) with 53-bit resolution (float64) for counters ``first[..., None] + positions``."""
-    h = mix64((first.unsqueeze(-1) + positions) * GAMMA)
-    return _lsr(h, 11).double() * 2.0 ** -53
+    return _lsr(stream_hash(first, positions), 11).double() * 2.0 ** -53
 
 
 _BINS = 1 << TABLE_BITS
@@ -89,14 +103,17 @@ _TABLES: dict[tuple, torch.Tensor] = {}
 
 
 def normal_table(device=None, dtype=torch.float32) -> torch.Tensor:
-    """The two-level quantile table: entries j < 2^16 are Phi^-1((j + 1/2) / 2^16) (entries 0 and
-    2^16 - 1 unused), entries 2^16 + k are Phi^-1((k + 1/2) / 2^32), the lowest bin in 2^16 parts."""
+    """The two-level quantile table of :func:`normal_index`: entries j < 2^16 are
+    Phi^-1((j + 1/2) / 2^16) (entries 0 and 2^16 - 1 unused), entries 2^16 + k are
+    Phi^-1((k + 1/2) / 2^32) (the lowest bin in 2^16 parts), entries 2^17 + k their mirror images
+    in the highest bin, -Phi^-1((2^16 - 1 - k + 1/2) / 2^32)."""
     dev = torch.device(device or "cpu")
     key = (str(dev), dtype)
     if key not in _TABLES:
         j = torch.arange(_BINS, dtype=torch.float64)
         q = torch.cat([(j + 0.5) / _BINS, (j + 0.5) / _BINS ** 2])
-        _TABLES[key] = torch.special.ndtri(q).to(dtype).to(dev)
+        t = torch.special.ndtri(q).to(dtype)
+        _TABLES[key] = torch.cat([t, -t[_BINS:].flip(0)]).to(dev)
     return _TABLES[key]
 
 
@@ -116,6 +133,13 @@ def normals_at(counters: torch.Tensor) -> torch.Tensor:
     zero = torch.zeros(1, dtype=torch.int64, device=counters.device)
     z = _normals_kernel(counters.reshape(-1), zero, normal_table(counters.device, torch.float64))
     return z.view(counters.shape)
+
+
+def normal_indices_at(counters: torch.Tensor) -> torch.Tensor:
+    """:func:`normal_index` of the draws at the given stream counters (any shape): ``normal_table()[i]``
+    is :func:`normals_at` of the same counters."""
+    zero = torch.zeros(1, dtype=torch.int64, device=counters.device)
+    return _normal_index_kernel(counters.reshape(-1), zero).view(counters.shape)
 
 
 def uniforms_at(counters: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import AnalogConfig, cell_g_on_siemens, cell_off_ratio, transimpedance_ohm, volts_per_unit
-from .cell import quantize_conductance, squared_conductance
+from .cell import grid_product, quantize_conductance, squared_conductance
 from .line import position_weights
 from .mappings import make_mapping
 
@@ -62,8 +62,8 @@ class SensingWeights:
 
     @property
     def total(self) -> torch.Tensor:
-        """sum_j (w_A + w_B) per line (float64)."""
-        return (self.w_a.double() + self.w_b.double()).sum(-1)
+        """sum_j (w_A + w_B) per line (float64; w_A + w_B of two grid weights is exact in their float32)."""
+        return (self.w_a + self.w_b).double().sum(-1)
 
     def chip(self, k: int) -> "SensingWeights":
         """Chip ``k`` of weights stacked over chips (a leading axis)."""
@@ -90,10 +90,10 @@ class Scheme:
         if self.r_norm == 0:
             return g_a.float(), g_b.float()
         if self.mapping.devices_share_a_line():
-            w_p = w_m = position_weights(g_a.double() + g_b.double(), self.r_norm)
+            w_p = w_m = position_weights((g_a + g_b).double(), self.r_norm)  # exact: grid values
         else:
             w_p, w_m = position_weights(g_a.double(), self.r_norm), position_weights(g_b.double(), self.r_norm)
-        return quantize_conductance(g_a.double() * w_p).float(), quantize_conductance(g_b.double() * w_m).float()
+        return grid_product(g_a, w_p), grid_product(g_b, w_m)
 
     def weights(self, g_a: torch.Tensor, g_b: torch.Tensor) -> SensingWeights:
         """The engines' weights of cells ``[S, rows, n]``: xnor (w G_A, w G_B), gated (w+ G+ - w- G-, 0)
@@ -146,12 +146,12 @@ class VoltageSensing(Scheme):
     name = "voltage"
 
     def vpu(self, w_a, w_b):
-        return self.cfg.device.read_voltage_v / (w_a.double() + w_b.double()).sum(-1)
+        return self.cfg.device.read_voltage_v / (w_a + w_b).double().sum(-1)  # w_a + w_b: exact (grid)
 
     def weights(self, g_a, g_b):
         sw = super().weights(g_a, g_b)
         if sw.sq_a is not None:
-            sw.square_total = (sw.sq_a.double() + sw.sq_b.double()).sum(-1).float()
+            sw.square_total = (sw.sq_a + sw.sq_b).double().sum(-1).float()  # sq_a + sq_b: exact (2^-8 grid)
         return sw
 
     def read_std(self, signal, square, static):
