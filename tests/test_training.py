@@ -242,3 +242,33 @@ def test_frozen_batch_norm_keeps_the_init_checkpoints_statistics_and_init_may_ch
         train(TrainConfig(model="bsnn", **{**TINY, "width": 0.25}, init=str(path)), tmp_path / "w", progress=False)
     with pytest.raises(ValueError, match="bn-statistics"):
         TrainConfig(model="bsnn", bn_statistics="frozen")
+
+
+def test_frozen_ideal_batch_norm_is_the_frozen_fine_tune_then_an_ideal_re_estimate(tmp_path):
+    """``bn_statistics: frozen-ideal`` takes the same steps as ``frozen`` (batch norm in eval mode:
+    every weight bit for bit that run's) and then keeps statistics re-estimated on ideal training
+    images -- those of the frozen run's model re-estimated on the epoch's ``bn_images`` images
+    (index permutation seeded by (seed, "bn", epoch), Poisson seed (seed, "bn-poisson", epoch), the
+    training batch, the loop's channels-last layout), not the init checkpoint's. Running batch norm in training, or skipping the
+    re-estimate, fails one of the two."""
+    from imcnoise.seeding import derive_seed, generator
+    from imcnoise.training.batchnorm import reestimate_batch_norms
+
+    init = calibrated_model("bsnn", timesteps=2)
+    path = save_checkpoint(tmp_path / "init.pt", init, training={"seed": 0}, metrics={"test_accuracy": 0.1},
+                           data={"dataset": "fashion-mnist"})
+    out = {}
+    for mode in ("frozen", "frozen-ideal"):
+        cfg = TrainConfig(model="bsnn", **{**TINY, "epochs": 1, "lr": 1e-2}, init=str(path), bn_statistics=mode,
+                          bn_images=64)
+        train(cfg, tmp_path / mode, progress=False)
+        out[mode], _ = load_checkpoint(tmp_path / mode / "model.pt")
+    frozen, both = out["frozen"], out["frozen-ideal"]
+    assert all(torch.equal(a, b) for (n, a), (_, b) in zip(frozen.named_parameters(), both.named_parameters()))
+    data = fmnist("train", 256)
+    idx = torch.randperm(256, generator=generator(0, "bn", 0))[:64]
+    frozen = frozen.to(memory_format=torch.channels_last)  # as the training loop holds its model on a CPU
+    reestimate_batch_norms(frozen, data.images[idx], idx, derive_seed(0, "bn-poisson", 0), 32)
+    norms = [(a, b, c) for a, b, c in zip(both.norms, frozen.norms, init.norms) if isinstance(a, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(a.running_mean, b.running_mean) and torch.equal(a.running_var, b.running_var) for a, b, _ in norms)
+    assert not any(torch.equal(a.running_mean, c.running_mean) for a, _, c in norms)

@@ -66,8 +66,8 @@ def train(
     hw_aware: Optional[Path] = typer.Option(None, help="train on sampled chips of this chip YAML (a scenario's chip: section)"),
     hw_resample: Optional[int] = typer.Option(None, help="draw a fresh chip every N steps (--hw-aware)"),
     bn_statistics: Optional[str] = typer.Option(None, help="batch-norm statistics kept: running | frozen (--init's) | "
-                                                "ideal (re-estimated on ideal training images each epoch)"),
-    bn_images: Optional[int] = typer.Option(None, help="training images of the ideal re-estimate (--bn-statistics ideal)"),
+                                                "ideal (re-estimated on ideal training images each epoch) | frozen-ideal (both)"),
+    bn_images: Optional[int] = typer.Option(None, help="training images of the ideal re-estimate (--bn-statistics ideal, frozen-ideal)"),
     train_limit: Optional[int] = typer.Option(None, help="use only the first N training images"),
     eval_limit: Optional[int] = typer.Option(None, help="evaluate on the first N test images"),
     out: Optional[Path] = typer.Option(None, help="output directory (checkpoints, model card); required to train"),

@@ -11,7 +11,11 @@ not the network. ``TrainConfig.bn_statistics`` chooses what the checkpoint keeps
 - ``ideal``: after every epoch, re-estimated as a cumulative average (momentum None) over
   ``bn_images`` training images on the ideal chip (no chip errors, no augmentation): the
   statistics of the network the weights now describe (Ioffe & Szegedy 2015, section 3.1:
-  population statistics for inference).
+  population statistics for inference);
+- ``frozen-ideal``: both -- batch norm frozen at the ``--init`` checkpoint's statistics while the
+  weights learn (what makes the fine-tune help on noisy chips), then re-estimated on ideal images
+  after every epoch (what the frozen statistics miss once the weights have moved: measured, README
+  "Hardware-aware training that helps").
 """
 
 from __future__ import annotations
@@ -19,8 +23,19 @@ from __future__ import annotations
 import torch
 
 from ..models.inputs import model_input
+from ..seeding import derive_seed, generator
 
-BN_STATISTICS = ("running", "frozen", "ideal")
+BN_STATISTICS = ("running", "frozen", "ideal", "frozen-ideal")
+
+
+def frozen_in_training(mode: str) -> bool:
+    """Whether batch norm runs in eval mode (its stored statistics) during the training steps."""
+    return mode in ("frozen", "frozen-ideal")
+
+
+def reestimated_after_epoch(mode: str) -> bool:
+    """Whether the running statistics are re-estimated on ideal training images after every epoch."""
+    return mode in ("ideal", "frozen-ideal")
 
 
 def batch_norms(model: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
@@ -55,3 +70,11 @@ def reestimate_batch_norms(model, images_u8: torch.Tensor, index: torch.Tensor, 
     for m, mom in zip(norms, momenta):
         m.momentum = mom
     model.train(was_training)
+
+
+def epoch_reestimate(model, train_ds, seed: int, epoch: int, images: int, batch_size: int) -> None:
+    """The ``ideal`` / ``frozen-ideal`` re-estimate after ``epoch`` of a run seeded ``seed``: on
+    ``images`` training images drawn for this epoch (permutation seeded by (seed, "bn", epoch), Poisson
+    input seeded by (seed, "bn-poisson", epoch)) in batches of the training batch size."""
+    idx = torch.randperm(len(train_ds), generator=generator(seed, "bn", epoch))[:images]
+    reestimate_batch_norms(model, train_ds.images[idx], idx, derive_seed(seed, "bn-poisson", epoch), batch_size)

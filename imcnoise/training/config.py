@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from ..models.vgg import MODEL_KINDS
+from .batchnorm import BN_STATISTICS, frozen_in_training
 
 
 @dataclass
@@ -49,7 +50,7 @@ class TrainConfig:
     hw_resample: int = 1
     # What batch norm's running statistics are in the checkpoint (training/batchnorm.py):
     # running | frozen (those of --init) | ideal (re-estimated on bn_images ideal training images
-    # after every epoch).
+    # after every epoch) | frozen-ideal (frozen in training, re-estimated after every epoch).
     bn_statistics: str = "running"
     bn_images: int = 6400
 
@@ -72,9 +73,9 @@ class TrainConfig:
             (self.kd_alpha == 0 or self.teacher is not None, "kd_alpha", "0 unless a --teacher is given"),
             (0 < self.kd_temperature <= 100, "kd_temperature", "in (0, 100]"),
             (self.hw_resample >= 1, "hw_resample", ">= 1"),
-            (self.bn_statistics in ("running", "frozen", "ideal"), "bn_statistics", "running, frozen or ideal"),
-            (self.bn_statistics != "frozen" or self.init is not None, "bn_statistics",
-             "running or ideal without --init (frozen keeps the --init checkpoint's statistics)"),
+            (self.bn_statistics in BN_STATISTICS, "bn_statistics", ", ".join(BN_STATISTICS)),
+            (not frozen_in_training(self.bn_statistics) or self.init is not None, "bn_statistics",
+             "running or ideal without --init (frozen and frozen-ideal keep the --init checkpoint's statistics in training)"),
             (self.bn_images >= 64, "bn_images", ">= 64"),
             (self.hw_aware is None or self.model != "float", "hw_aware", "unset for the float teacher (it has no chip)"),
         ]
@@ -131,6 +132,12 @@ PRESETS: dict[str, dict] = {
                                  batch_size=64, lr=3e-4, warmup_epochs=0.1, crop_padding=2, flip=True,
                                  init="shipped:fmnist-bsnn", hw_aware="scenarios/chips/stt_mram_spread_0.05.yaml",
                                  hw_resample=10, bn_statistics="ideal", precision="fp32"),
+    # Both: the -frozen fine-tune (the same steps, the same weights), its statistics then re-estimated
+    # on ideal training images (frozen statistics help on the chips, ideal ones on the ideal chip).
+    "fmnist-bsnn-hw-frozen-ideal": dict(model="bsnn", dataset="fashion-mnist", width=0.25, timesteps=8, epochs=1,
+                                        batch_size=64, lr=3e-4, warmup_epochs=0.1, crop_padding=2, flip=True,
+                                        init="shipped:fmnist-bsnn", hw_aware="scenarios/chips/stt_mram_spread_0.05.yaml",
+                                        hw_resample=10, bn_statistics="frozen-ideal", precision="fp32"),
     # Time steps as a training choice (issue 21): the shipped T = 8 B-SNN fine-tuned at T = 4, distilled
     # from itself at T = 8 (teacher and student see the same images; Poisson draws of their own T), and
     # at T = 16 (fine-tuned with --init only). Same optimiser recipe as the -hw fine-tunes; fp32 because

@@ -28,7 +28,7 @@ from ..models.checkpoint import (CheckpointError, atomic_torch_save, load_checkp
 from ..models.inputs import model_input
 from ..models.vgg import BinaryVGG11, ModelConfig
 from ..seeding import derive_seed, generator
-from .batchnorm import freeze_batch_norms, reestimate_batch_norms
+from .batchnorm import epoch_reestimate, freeze_batch_norms, frozen_in_training, reestimated_after_epoch
 from .config import TrainConfig
 from .evaluate import evaluate
 from .hw_aware import ChipInTheLoop, load_chip
@@ -227,7 +227,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, train_ds, epoch: int, dev, progres
 
     model, chip = run.model, run.chip
     model.train()
-    if cfg.bn_statistics == "frozen":
+    if frozen_in_training(cfg.bn_statistics):
         freeze_batch_norms(model)
     gen = generator(cfg.seed, "epoch", epoch)
     perm = torch.randperm(len(train_ds), generator=gen)
@@ -261,11 +261,9 @@ def _train_epoch(run: _Run, cfg: TrainConfig, train_ds, epoch: int, dev, progres
 
 
 def _ideal_batch_norms(run: _Run, cfg: TrainConfig, train_ds, epoch: int) -> None:
-    """Batch-norm statistics re-estimated on ``cfg.bn_images`` training images drawn for this epoch
-    (seeded by (seed, "bn", epoch)), on the ideal chip (no chip errors: outside ChipInTheLoop)."""
-    idx = torch.randperm(len(train_ds), generator=generator(cfg.seed, "bn", epoch))[:cfg.bn_images]
-    reestimate_batch_norms(run.model, train_ds.images[idx], idx, derive_seed(cfg.seed, "bn-poisson", epoch),
-                           cfg.batch_size)
+    """Batch-norm statistics re-estimated after ``epoch`` on the ideal chip (no chip errors: outside
+    ChipInTheLoop): :func:`.batchnorm.epoch_reestimate`."""
+    epoch_reestimate(run.model, train_ds, cfg.seed, epoch, cfg.bn_images, cfg.batch_size)
 
 
 def _write_epoch(out: Path, run: _Run, cfg: TrainConfig, epoch: int, res, history: list[dict], wall: float, command: str,
@@ -306,7 +304,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         loss_sum, correct, seen = _train_epoch(run, cfg, train_ds, epoch, dev, progress)
-        if cfg.bn_statistics == "ideal":
+        if reestimated_after_epoch(cfg.bn_statistics):
             _ideal_batch_norms(run, cfg, train_ds, epoch)
         res = evaluate(run.model, test_ds, input_seed=cfg.eval_seed, device=dev)
         wall += time.time() - t0

@@ -39,6 +39,9 @@ def write_model_card(out: Path, cfg, meta: dict, mcfg) -> Path:
     elif bn == "ideal":
         extra += (f"; batch-norm statistics re-estimated after every epoch on {tr.get('bn_images')} ideal training "
                   "images (cumulative average)")
+    elif bn == "frozen-ideal":
+        extra += (f"; batch-norm statistics frozen at the `--init` checkpoint's during the steps, re-estimated after "
+                  f"every epoch on {tr.get('bn_images')} ideal training images (cumulative average)")
     poisson = f", Poisson seed {m['eval_seed']}" if spiking else ""
     rates = ", ".join(f"L{k}: {v:.3f}" for k, v in m["spike_rates"].items())
     text = f"""# Model card: {mcfg.kind.upper()} VGG11 on {d['dataset']}

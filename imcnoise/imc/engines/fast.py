@@ -109,22 +109,26 @@ def _conv_chip(layer: XnorLayer, x: torch.Tensor, k: _LayerKernel, c: int) -> to
     recombination saved less than the packing cost."""
     w = k.w[c].reshape(-1, k.per, layer.kernel, layer.kernel)
     cache = k.cache[c]
-    if "w_int" not in cache:
-        cache["w_int"] = None
-        if x.device.type == "cpu" and kernels.mode() != "fp32" and kernels.int8_available():
+    key = ("fast-conv", tuple(w.shape), k.S, layer.padding, tuple(x.shape))
+
+    def w_int() -> torch.Tensor | None:
+        """This chip's weights as grid integers (None if any is off the grid), made once per chip."""
+        if "w_int" not in cache:
             wi = w * GRID
             cache["w_int"] = wi.to(torch.int64) if torch.equal(wi, wi.round()) else None
+        return cache["w_int"]
 
     def fp32() -> torch.Tensor:
         return F.conv2d(x, w, k.const[c], padding=layer.padding, groups=k.S).permute(0, 2, 3, 1)
 
     def int8(fresh: bool = False) -> torch.Tensor:
         kc = {} if fresh else cache  # fresh: pay for packing this chip's weights, as every chip does
-        return kernels.conv_bits(x, w, cache["w_int"], 1.0 / GRID, k.S, layer.padding, kc) + k.const[c]
+        return kernels.conv_bits(x, w, w_int(), 1.0 / GRID, k.S, layer.padding, kc) + k.const[c]
 
-    if cache["w_int"] is None:
+    # fp32 without making the integer weights where int8 cannot run or was measured slower for this shape
+    if x.device.type != "cpu" or kernels.mode() == "fp32" or not kernels.int8_available() \
+            or kernels.CHOICES.get(key) == "fp32" or w_int() is None:
         return fp32()
-    key = ("fast-conv", tuple(w.shape), k.S, layer.padding, tuple(x.shape))
     return kernels.run_faster(key, int8, fp32, int8_as_measured=lambda: int8(fresh=True))
 
 

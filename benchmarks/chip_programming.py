@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Chip programming and calibration: this checkout against another revision, same run.
+
+    .venv/bin/python benchmarks/chip_programming.py [--chips 4] [--repeat 3] [--against REV] [--chip default]
+
+Building a ``FastChipBatch`` draws every device of every sub-array of each chip, converts the devices
+to cells (access transistors), solves every line's IR-drop weights, draws the periphery and
+calibrates: the fixed cost of each chip instance of a sweep (``benchmarks/mc_throughput.py`` prints
+its share of the fast engine's time). The script exports ``imcnoise/`` as it is at ``--against``
+(``git archive``) and times, in child processes run alternately (baseline, this checkout, baseline,
+...), the best of ``--repeat`` builds of ``--chips`` chips of the shipped B-SNN and BNN, after one
+warm-up build of the same size (compilation); each child also prints a SHA-256 of every layer's
+static state (weights, periphery, calibration), and the script checks both revisions give the
+same bits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from _common import REPO, machine
+
+CHILD = r"""
+import hashlib, json, sys, time
+import torch
+torch.set_num_threads(1)
+from imcnoise.imc import AnalogConfig, FastChipBatch, fold_checkpoint
+chips, repeat, chip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+if chip == "default":
+    cfg = AnalogConfig()
+else:
+    from imcnoise.training.hw_aware import load_chip
+    cfg = load_chip(chip)
+out = {}
+for kind in ("bsnn", "bnn"):
+    prog = fold_checkpoint(sys.argv[4] + f"/fmnist-{kind}/model.pt")
+    FastChipBatch(prog, cfg, list(range(1000, 1000 + chips)), "cpu")  # warm-up: compiles every kernel at these sizes
+    best, fb = float("inf"), None
+    for r in range(repeat):
+        t = time.perf_counter()
+        fb = FastChipBatch(prog, cfg, list(range(100 + r, 100 + r + chips)), "cpu")
+        best = min(best, time.perf_counter() - t)
+    h = hashlib.sha256()
+    for st in fb.state.values():
+        w = st.weights
+        for x in (w.w_a, w.w_b, w.sq_a, w.sq_b, w.vpu, st.periphery.offset_v, st.periphery.buffer_gain,
+                  st.calibration.baseline, st.calibration.lsb, st.calibration.correction_lsb):
+            if isinstance(x, torch.Tensor):
+                h.update(x.contiguous().numpy().tobytes())
+    out[kind] = {"seconds": best, "sha256": h.hexdigest()}
+print(json.dumps(out))
+"""
+
+
+def export(rev: str) -> Path:
+    """``imcnoise/`` at ``rev`` in a temporary folder (importable)."""
+    root = Path(tempfile.mkdtemp(prefix="imcnoise-at-"))
+    data = subprocess.run(["git", "-C", str(REPO), "archive", rev, "imcnoise"], check=True, capture_output=True).stdout
+    tar = root / "src.tar"
+    tar.write_bytes(data)
+    with tarfile.open(tar) as t:
+        t.extractall(root, filter="data")
+    return root
+
+
+def child(src: Path, args) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    r = subprocess.run([sys.executable, "-c", CHILD, str(args.chips), str(args.repeat), args.chip,
+                        str(REPO / "imcnoise" / "checkpoints")], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"child at {src} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--chips", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating baseline / checkout rounds")
+    ap.add_argument("--against", default="2300a8c", help="git revision of the baseline (default: before the table-lookup programming)")
+    ap.add_argument("--chip", default="default", help="default | a chip YAML")
+    args = ap.parse_args()
+    base = export(args.against)
+    print(f"machine: {machine()}\n{args.chips} chips per build, best of {args.repeat} builds per child, {args.rounds} "
+          f"alternating rounds; baseline imcnoise/ at {args.against}; chip {args.chip}\n")
+    runs = {"baseline": [], "checkout": []}
+    for _ in range(args.rounds):
+        runs["baseline"].append(child(base, args))
+        runs["checkout"].append(child(REPO, args))
+    print("| model | baseline s per chip | this checkout s per chip | speed-up | identical |\n|---|---|---|---|---|")
+    for kind in ("bsnn", "bnn"):
+        b = min(r[kind]["seconds"] for r in runs["baseline"]) / args.chips
+        c = min(r[kind]["seconds"] for r in runs["checkout"]) / args.chips
+        same = len({r[kind]["sha256"] for v in runs.values() for r in v}) == 1
+        print(f"| {kind} | {b:.3f} | {c:.3f} | {b / c:.2f}x | {same} |")
+
+
+if __name__ == "__main__":
+    main()
