@@ -13,9 +13,9 @@ not the network. ``TrainConfig.bn_statistics`` chooses what the checkpoint keeps
   statistics of the network the weights now describe (Ioffe & Szegedy 2015, section 3.1:
   population statistics for inference);
 - ``frozen-ideal``: both -- batch norm frozen at the ``--init`` checkpoint's statistics while the
-  weights learn (what makes the fine-tune help on noisy chips), then re-estimated on ideal images
-  after every epoch (what the frozen statistics miss once the weights have moved: measured, README
-  "Hardware-aware training that helps").
+  weights learn, then re-estimated on ideal images after every epoch. Measured (README, "Frozen in
+  training, re-estimated after it"): it recovers the ideal-chip accuracy of ``frozen`` but loses its
+  gain on noisy chips -- that gain lives in the frozen statistics, not in the weights alone.
 """
 
 from __future__ import annotations
