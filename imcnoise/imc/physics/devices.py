@@ -101,7 +101,9 @@ class TwoStateNoiseModel(BaseNoiseModel):
         conductances), by table lookup: a device's result is a function of its state and its normal
         only, and every normal is one of :func:`.noise.normal_table`'s entries, so :meth:`device_variation`
         and the conversion run once per (state, entry) -- 2 x 3 * 2^16 values -- and each device gathers
-        its own. The same numbers as the element-wise form (the aihwkit engine's; tests compare them)."""
+        its own. The same numbers as the element-wise form (the aihwkit engine's; tests compare them),
+        for any subclass whose :meth:`programmed_state` and :meth:`device_variation` stay element-wise
+        (a device's value from its own state and normal), as every physical override of them is."""
         u = uniforms_at(stuck) if self.p_stuck_on + self.p_stuck_off > 0 else None
         on = self.programmed_state(g_target, u)
         back = lambda g_us: self.g_converter.convert_back_to_weights([g_us.to(g_target.dtype)], {})
