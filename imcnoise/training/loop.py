@@ -260,12 +260,6 @@ def _train_epoch(run: _Run, cfg: TrainConfig, train_ds, epoch: int, dev, progres
     return loss_sum, correct, seen
 
 
-def _ideal_batch_norms(run: _Run, cfg: TrainConfig, train_ds, epoch: int) -> None:
-    """Batch-norm statistics re-estimated after ``epoch`` on the ideal chip (no chip errors: outside
-    ChipInTheLoop): :func:`.batchnorm.epoch_reestimate`."""
-    epoch_reestimate(run.model, train_ds, cfg.seed, epoch, cfg.bn_images, cfg.batch_size)
-
-
 def _write_epoch(out: Path, run: _Run, cfg: TrainConfig, epoch: int, res, history: list[dict], wall: float, command: str,
                  dev, train_ds, test_ds) -> None:
     """The epoch's inference checkpoint, training state, history and model card (each written atomically)."""
@@ -304,8 +298,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, data_d
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         loss_sum, correct, seen = _train_epoch(run, cfg, train_ds, epoch, dev, progress)
-        if reestimated_after_epoch(cfg.bn_statistics):
-            _ideal_batch_norms(run, cfg, train_ds, epoch)
+        if reestimated_after_epoch(cfg.bn_statistics):  # on the ideal chip: outside ChipInTheLoop
+            epoch_reestimate(run.model, train_ds, cfg.seed, epoch, cfg.bn_images, cfg.batch_size)
         res = evaluate(run.model, test_ds, input_seed=cfg.eval_seed, device=dev)
         wall += time.time() - t0
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen),
