@@ -3,7 +3,7 @@
 # machine load in results/README.md. (The exactness report comes from scripts/verify_exactness.py,
 # the benchmark tables from benchmarks/*.py.)
 # Usage: scripts/regenerate_results.sh [scenario ...]
-#   default: stt_mram rram cifar10_jpeg stt_mram_reference rram_reference calibration noise_sources fmnist_hw
+#   default: stt_mram rram cifar10_jpeg stt_mram_reference stt_mram_fulltest rram_reference calibration noise_sources fmnist_hw
 #            design_space design_adaptation design_tolerance_spread design_tolerance_offset design_offset_check
 #            fmnist_hw_frozen fmnist_hw_frozen_ideal timesteps
 #   (fmnist_hw also writes results/fmnist_hw/comparison.md against stt_mram_reference)
