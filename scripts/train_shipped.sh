@@ -7,12 +7,12 @@
 # chips, or at another number of time steps).
 # Usage: scripts/train_shipped.sh [preset ...]
 #   (default: fmnist-float fmnist-bnn fmnist-bsnn fmnist-bnn-hw fmnist-bsnn-hw fmnist-bsnn-hw-frozen fmnist-bsnn-hw-ideal
-#    fmnist-bsnn-t4 fmnist-bsnn-t16 cifar10jpeg-bnn cifar10jpeg-bsnn)
+#    fmnist-bsnn-hw-frozen-ideal fmnist-bsnn-t4 fmnist-bsnn-t16 cifar10jpeg-bnn cifar10jpeg-bsnn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMCNOISE=${IMCNOISE:-.venv/bin/imcnoise}
 presets=("$@")
-[ ${#presets[@]} -gt 0 ] || presets=(fmnist-float fmnist-bnn fmnist-bsnn fmnist-bnn-hw fmnist-bsnn-hw fmnist-bsnn-hw-frozen fmnist-bsnn-hw-ideal fmnist-bsnn-t4
+[ ${#presets[@]} -gt 0 ] || presets=(fmnist-float fmnist-bnn fmnist-bsnn fmnist-bnn-hw fmnist-bsnn-hw fmnist-bsnn-hw-frozen fmnist-bsnn-hw-ideal fmnist-bsnn-hw-frozen-ideal fmnist-bsnn-t4
                                 fmnist-bsnn-t16 cifar10jpeg-bnn cifar10jpeg-bsnn)
 for p in "${presets[@]}"; do
   echo "== $p ($(date -u +%FT%TZ))"

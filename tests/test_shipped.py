@@ -15,10 +15,10 @@ from imcnoise.models.checkpoint import load_checkpoint
 from imcnoise.sweep.scenario import SHIPPED_DIR
 
 PRESETS = ["fmnist-bsnn", "fmnist-bnn", "fmnist-bsnn-hw", "fmnist-bnn-hw", "fmnist-bsnn-hw-frozen", "fmnist-bsnn-hw-ideal",
-           "fmnist-bsnn-t4", "fmnist-bsnn-t16", "cifar10jpeg-bsnn", "cifar10jpeg-bnn"]
+           "fmnist-bsnn-hw-frozen-ideal", "fmnist-bsnn-t4", "fmnist-bsnn-t16", "cifar10jpeg-bsnn", "cifar10jpeg-bnn"]
 # images per check (the whole test sets, 10,000 each: scripts/verify_exactness.py, results/exactness.md)
 FULL = {"fmnist-bsnn": 1000, "fmnist-bnn": 2000, "fmnist-bsnn-hw": 500, "fmnist-bnn-hw": 2000,
-        "fmnist-bsnn-hw-frozen": 300, "fmnist-bsnn-hw-ideal": 300, "fmnist-bsnn-t4": 500, "fmnist-bsnn-t16": 200,
+        "fmnist-bsnn-hw-frozen": 300, "fmnist-bsnn-hw-ideal": 300, "fmnist-bsnn-hw-frozen-ideal": 300, "fmnist-bsnn-t4": 500, "fmnist-bsnn-t16": 200,
         "cifar10jpeg-bsnn": 500, "cifar10jpeg-bnn": 2000}
 
 

@@ -134,6 +134,10 @@ def test_train_and_eval_commands(tmp_path):
     assert r.exit_code == 0, r.output
     card = (out / "MODEL_CARD.md").read_text()
     assert "imcnoise train --model bnn" in card and "test accuracy" in card
+    # the card names the CPU the run used (training is bit-reproducible per kind of CPU only)
+    from imcnoise.models.checkpoint import machine_description
+
+    assert f"| machine | {machine_description()} |" in card
     hist = json.loads((out / "history.json").read_text())
     assert len(hist) == 1
     r = runner.invoke(app, ["eval", str(out / "model.pt"), "--limit", "32"])

@@ -9,6 +9,7 @@ accuracy and package versions; loading one that does not match what the caller e
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 from pathlib import Path
 
@@ -74,6 +75,26 @@ def package_versions() -> dict[str, str]:
     except Exception:  # missing or broken: record no version (loading a checkpoint does not need it)
         pass
     return out
+
+
+def machine_description() -> str:
+    """The CPU a run used, as a model card names it: model name (``/proc/cpuinfo``), logical CPUs, and the
+    vector / matrix extensions that decide which fp32 kernels oneDNN runs (AVX2, AVX-512, AMX). Training
+    is bit-reproducible on one kind of CPU, not across kinds: each picks kernels that sum in another order."""
+    cpu, flags = None, None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and cpu is None:
+                cpu = value.strip()
+            elif key.strip() == "flags" and flags is None:
+                flags = set(value.split())
+    except OSError:
+        pass
+    cpu, flags = cpu or platform.processor() or "unknown CPU", flags or set()
+    isa = [name for flag, name in (("amx_tile", "AMX"), ("avx512_vnni", "AVX-512 VNNI"), ("avx512f", "AVX-512"),
+                                   ("avx2", "AVX2")) if flag in flags]
+    return f"{cpu}, {os.cpu_count()} logical CPUs" + (f", {isa[0]}" if isa else "")
 
 
 def file_sha256(path: str | Path) -> str:

@@ -23,7 +23,7 @@ from ..data import load_dataset
 from ..data.transforms import NORMALIZATION, random_crop_flip
 from ..models.binary import BinaryConv2d, BinaryLinear
 from ..files import atomic_write
-from ..models.checkpoint import (CheckpointError, atomic_torch_save, load_checkpoint, package_versions, save_checkpoint,
+from ..models.checkpoint import (CheckpointError, atomic_torch_save, load_checkpoint, machine_description, package_versions, save_checkpoint,
                                 locate_checkpoint)
 from ..models.inputs import model_input
 from ..models.vgg import BinaryVGG11, ModelConfig
@@ -264,7 +264,8 @@ def _write_epoch(out: Path, run: _Run, cfg: TrainConfig, epoch: int, res, histor
                  dev, train_ds, test_ds) -> None:
     """The epoch's inference checkpoint, training state, history and model card (each written atomically)."""
     meta = dict(training={**cfg.to_dict(), "command": command, "epochs_done": epoch + 1, "wall_time_s": round(wall, 1),
-                          "device": str(dev), "threads": torch.get_num_threads(), "history": history},
+                          "device": str(dev), "machine": machine_description(), "threads": torch.get_num_threads(),
+                          "history": history},
                 metrics={"test_accuracy": res.accuracy, "test_images": res.n, "eval_seed": cfg.eval_seed,
                          "spike_rates": {str(k): v for k, v in res.spike_rates.items()}},
                 data={"dataset": cfg.dataset, "train_images": len(train_ds), "test_images": len(test_ds),

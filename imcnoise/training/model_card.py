@@ -56,10 +56,13 @@ def write_model_card(out: Path, cfg, meta: dict, mcfg) -> Path:
 | optimiser | {tr['optimizer']}, lr {tr['lr']}, {tr['schedule']} schedule (warm-up {tr.get('warmup_epochs')} epochs), batch {tr['batch_size']}, weight decay {tr.get('weight_decay')} on full-precision weights only, precision {tr['precision']} |
 | recipe | augmentation: random crop (padding {tr.get('crop_padding')}){' + horizontal flip' if tr.get('flip') else ''}; {activation}; latent binary weights clipped to [-1, 1]; batch-norm bias of layers before OR-pooling initialised to {tr.get('pool_bn_bias_init')}{extra} |
 | wall time | {tr['wall_time_s'] / 60:.1f} min on {tr['device']} (torch threads at the end: {tr['threads']}) |
+| machine | {tr.get('machine') or 'not recorded (trained before 2026-12-04)'} |
 | **test accuracy** | **{100 * m['test_accuracy']:.2f} %** ({m['test_images']} images{poisson}) |
 | firing rates | {rates} |
 
-Reproduce with the command above (same seed -> same run); `--resume` continues an interrupted run.
+Reproduce with the command above: the same seed on the same kind of CPU gives the same run, bit for bit
+(`--resume` continues an interrupted one); another kind of CPU runs other floating-point kernels (oneDNN picks them
+by instruction set), so its run drifts apart and ends in a different network of similar accuracy.
 Binary weights are stored as packed sign bits with their per-channel scale alpha; the
 full-precision first and last layers and batch-norm statistics as fp32. Package versions:
 {", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()) or "see the checkpoint"}.
