@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.time()
     runs = [("fmnist-bnn", "test", 10000, True, True), ("fmnist-bnn", "test", 2000, True, True),
-            ("fmnist-bnn", "train", 20000, False, False), ("fmnist-bsnn", "test", 2000, True, True)]
+            ("fmnist-bnn", "train", 20000, False, False), ("fmnist-bsnn", "test", 2000, False, True)]
     table = [rows_for(*r) for r in runs]
     head = ["model", "images", "exact thresholds", "uniform shift " + " / ".join(f"{d:+g}" for d in UNIFORM) + " counts",
             "random per-neuron shifts, std " + " / ".join(f"{s:g}" for s in RANDOM) + " counts: mean (range of 4)",
