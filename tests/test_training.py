@@ -151,6 +151,21 @@ def test_train_and_eval_commands(tmp_path):
     assert r.exit_code == 2 and "--epochs=0" in r.output
 
 
+def test_machine_description_names_the_cpu_and_its_widest_vector_unit():
+    """By hand from the cpuinfo lines below: the first ``model name``, the logical CPUs, and the widest of
+    AMX > AVX-512 VNNI > AVX-512 > AVX2 among the first ``flags`` line's extensions."""
+    import os
+
+    from imcnoise.models.checkpoint import machine_description
+
+    n = os.cpu_count()
+    xeon = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480C\nflags\t\t: fpu avx2 avx512f avx512_vnni amx_tile\n"
+    epyc = "model name\t: AMD EPYC 9654\nflags\t\t: fpu avx2 avx512f\nmodel name\t: other\n"
+    assert machine_description(xeon) == f"Intel(R) Xeon(R) Platinum 8480C, {n} logical CPUs, AMX"
+    assert machine_description(epyc) == f"AMD EPYC 9654, {n} logical CPUs, AVX-512"
+    assert machine_description("model name : Old\nflags : sse2 avx2\n") == f"Old, {n} logical CPUs, AVX2"
+
+
 def test_list_presets_needs_no_out_and_training_without_out_is_refused():
     r = CliRunner().invoke(app, ["train", "--list-presets"])
     assert r.exit_code == 0 and "fmnist-bsnn: " in r.output and "cifar10jpeg-bsnn-w0.5: " in r.output, r.output

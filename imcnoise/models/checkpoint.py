@@ -77,20 +77,21 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def machine_description() -> str:
+def machine_description(cpuinfo: str | None = None) -> str:
     """The CPU a run used, as a model card names it: model name (``/proc/cpuinfo``), logical CPUs, and the
     vector / matrix extensions that decide which fp32 kernels oneDNN runs (AVX2, AVX-512, AMX). Training
     is bit-reproducible on one kind of CPU, not across kinds: each picks kernels that sum in another order."""
     cpu, flags = None, None
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and cpu is None:
-                cpu = value.strip()
-            elif key.strip() == "flags" and flags is None:
-                flags = set(value.split())
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
-        pass
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and cpu is None:
+            cpu = value.strip()
+        elif key.strip() == "flags" and flags is None:
+            flags = set(value.split())
     cpu, flags = cpu or platform.processor() or "unknown CPU", flags or set()
     isa = [name for flag, name in (("amx_tile", "AMX"), ("avx512_vnni", "AVX-512 VNNI"), ("avx512f", "AVX-512"),
                                    ("avx2", "AVX2")) if flag in flags]
