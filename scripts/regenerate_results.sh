@@ -4,7 +4,7 @@
 # the benchmark tables from benchmarks/*.py.)
 # Usage: scripts/regenerate_results.sh [scenario ...]
 #   default: stt_mram rram cifar10_jpeg stt_mram_reference stt_mram_fulltest rram_reference calibration noise_sources fmnist_hw
-#            design_space design_adaptation design_tolerance_spread design_tolerance_offset design_offset_check
+#            design_space design_space_reference design_space_reference_adc adc_rounding design_adaptation design_tolerance_spread design_tolerance_offset design_offset_check
 #            fmnist_hw_frozen fmnist_hw_frozen_ideal timesteps
 #   (fmnist_hw also writes results/fmnist_hw/comparison.md against stt_mram_reference)
 # SWEEP_ARGS are passed to every sweep (e.g. SWEEP_ARGS="--workers 2").
