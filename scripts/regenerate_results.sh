@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export IMCNOISE_DATA_DIR=${IMCNOISE_DATA_DIR:-$(cd .. && pwd)/shared/data}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(stt_mram rram cifar10_jpeg stt_mram_reference rram_reference calibration noise_sources fmnist_hw design_space design_adaptation design_tolerance_spread design_tolerance_offset design_offset_check fmnist_hw_frozen fmnist_hw_frozen_ideal timesteps)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(stt_mram rram cifar10_jpeg stt_mram_reference stt_mram_fulltest rram_reference calibration noise_sources fmnist_hw design_space design_space_reference design_space_reference_adc adc_rounding design_adaptation design_tolerance_spread design_tolerance_offset design_offset_check fmnist_hw_frozen fmnist_hw_frozen_ideal timesteps)
 log=results/README.md
 mkdir -p results
 for s in "${scenarios[@]}"; do
