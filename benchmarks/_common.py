@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -17,17 +16,12 @@ SHIPPED = REPO / "imcnoise" / "checkpoints"
 
 
 def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from imcnoise.models.checkpoint import machine_description
+
+    cpu = machine_description()  # model name, logical CPUs, widest vector unit
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} threads{gpu}; "
+    return (f"{cpu}, torch {torch.__version__} with {torch.get_num_threads()} threads{gpu}; "
             f"load average {', '.join(f'{x:.2f}' for x in load)}")
 
 
