@@ -88,3 +88,14 @@ def test_energy_refuses_a_chip_file_beyond_a_limit(tmp_path):
     r = CliRunner().invoke(app, ["energy", str(ckpt), "--chip", str(chip), "--images", "2"])
     assert r.exit_code == 2 and "chip.limits.cell_current_a" in r.output and "26.7 uA" in r.output, r.output
     assert isinstance(r.exception, SystemExit)
+
+
+def test_a_bad_chip_file_is_named_by_the_option_it_was_given_as(tmp_path):
+    """A chip file that fails validation is named with the option the user gave it as: ``--chip`` under
+    ``imcnoise energy`` (not ``--hw-aware``, the training option that shares the reader)."""
+    chip = tmp_path / "bad.yaml"
+    chip.write_text("sense_amp: {adc_bits: 99}\n")
+    ckpt = REPO_ROOT / "imcnoise" / "checkpoints" / "fmnist-bnn" / "model.pt"
+    r = CliRunner().invoke(app, ["energy", str(ckpt), "--chip", str(chip), "--images", "2"])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+    assert f"--chip {chip}: chip.sense_amp.adc_bits" in r.output and "--hw-aware" not in r.output, r.output
