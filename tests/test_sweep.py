@@ -360,6 +360,10 @@ def test_inference_timesteps_runs_the_bsnn_for_that_many_steps(tmp_path, ckpts):
     t2 = evaluate_xnor(prog, data, keep_predictions=True)
     assert not torch.equal(t4.predictions, t2.predictions) or t4.spike_rates != t2.spike_rates
     assert (a[a.model == "bsnn"].correct == t4.correct).all()
+    # the firing rates too: 24 images may give T = 2 and T = 4 the same number of correct answers
+    # (asserted above: the rates or predictions of the two differ)
+    for _, row in a[a.model == "bsnn"].iterrows():
+        assert {l: row[f"rate.L{l}"] for l in t4.spike_rates} == pytest.approx(t4.spike_rates, rel=1e-12)
     assert (a[a.model == "bnn"].correct == evaluate_xnor(fold_checkpoint(ckpts["bnn"]), data).correct).all()
     ref = load_results(tmp_path / "out")["reference"].set_index("model")
     assert ref.loc["bsnn", "accuracy"] == t4.accuracy
