@@ -129,6 +129,9 @@ MUTATIONS = [
     M("readme-command-broken", "a README 'Using it' command that does not run",
       "README.md", "imcnoise report ", "imcnoise reprot ",
       ("tests/test_readme.py::test_every_using_it_command_and_snippet_runs_from_a_fresh_layout",)),
+    M("reuse-any-point", "trials reused from a source point whose configuration differs",
+      "scripts/reuse_trials.py", "if set(config) != set(want) or not all(_same(config[k], want[k]) for k in want):",
+      "if False:", ("tests/test_sweep.py::test_reused_trials_give_the_tables_of_a_full_run",)),
     # ---- the engines' arithmetic
     M("normal-table-scale", "the per-read normals 1 % too wide",
       "imcnoise/imc/physics/noise.py", "t = torch.special.ndtri(q).to(dtype)", "t = (torch.special.ndtri(q) * 1.01).to(dtype)",
