@@ -14,9 +14,11 @@ points both have computed).
     .venv/bin/python scripts/reuse_trials.py SCENARIO --out DIR --from RESULTS_DIR [RESULTS_DIR ...] [--verify]
 
 A source point is reused only if its configuration equals the destination point's field for field,
-each model's checkpoint hash is the same, every trial 0 .. trials-1 is there for every model with the
-chip seed the destination would draw, and the image count agrees; a destination point that already
-holds trials is left alone. ``--verify``: for destination points the sweep has already computed,
+each model's checkpoint hash is the same, and the image count agrees; of its trials the first n are
+copied (0 .. n-1, every model, each with the chip seed the destination draws for that index; n at
+most the destination's trials), so a scenario that asks for more chips per point than its source ran
+computes only the rest. A destination point that already holds trials is left alone; a point is marked
+finished only when all its trials came over. ``--verify``: for destination points the sweep has already computed,
 compare their stored rows with what this script would copy (every field but wall time, finish time,
 package versions and scenario hash) and write nothing.
 """
@@ -78,20 +80,32 @@ def store_rows(rows: pd.DataFrame, point: int, scenario_hash: str) -> list[dict]
     return out
 
 
+def reusable_trials(rows: pd.DataFrame, prep, n_images: int) -> int:
+    """How many leading trials (0 .. n-1) of a source point are complete for every model, each with the
+    destination's chip seed for its index, the destination's checkpoint and image count."""
+    n = 0
+    while n < prep.scenario.trials:
+        s = chip_seed(prep.scenario, n)
+        if not all(((rows.model == m) & (rows.trial == n) & (rows.chip_seed == s) & (rows.n_images == n_images)
+                    & (rows.checkpoint_sha256 == prep.hashes[m])).sum() == 1 for m in prep.models):
+            break
+        n += 1
+    return n
+
+
 def matching(prep, point, psc, sources, n_images: int):
-    """The first source point that is the same computation as ``point``: (results dir, point, rows) or None."""
+    """The source point that is the same computation as ``point`` with the most reusable trials:
+    (results dir, point, its first n trials' rows) or None."""
     want = {k: v for k, v in flatten(point_config(psc)).items()}
-    seeds = {t: chip_seed(prep.scenario, t) for t in range(prep.scenario.trials)}
+    best = None
     for where, points in sources:
         for sp, (config, rows) in points.items():
             if set(config) != set(want) or not all(_same(config[k], want[k]) for k in want):
                 continue
-            keep = rows[rows.trial < prep.scenario.trials]
-            ok = all(((keep.model == m) & (keep.trial == t) & (keep.chip_seed == s) & (keep.n_images == n_images)
-                      & (keep.checkpoint_sha256 == prep.hashes[m])).sum() == 1 for m in prep.models for t, s in seeds.items())
-            if ok and len(keep) == len(prep.models) * len(seeds):
-                return where, sp, keep
-    return None
+            n = reusable_trials(rows, prep, n_images)
+            if n and (best is None or n > best[0]):
+                best = (n, where, sp, rows[rows.trial < n])
+    return None if best is None else best[1:]
 
 
 def main() -> int:
@@ -141,9 +155,12 @@ def main() -> int:
                 print(f"point {p.index} ({p.label()}): already holds {len(have)} trials; left alone")
                 continue
             store.add_trials(new)
-            store.set_stop(p.index, sc.trials, rule.reason(_diffs(store.point_accuracies(p.index), rule)))
+            n = len(new) // len(prep.models)
+            if n == sc.trials:  # complete: finished as the sweep would have finished it
+                store.set_stop(p.index, sc.trials, rule.reason(_diffs(store.point_accuracies(p.index), rule)))
             reused += 1
-            print(f"point {p.index} ({p.label()}): {len(new)} rows from {where} point {sp}")
+            print(f"point {p.index} ({p.label()}): trials 0-{n - 1} ({len(new)} rows) from {where} point {sp}"
+                  + ("" if n == sc.trials else f"; the sweep runs trials {n}-{sc.trials - 1}"))
     finally:
         store.close()
     print(f"{compared} points verified" if args.verify else f"{reused} of {len(prep.points)} points reused")
