@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,3 +45,23 @@ def timed(fn, repeat: int = 1):
         out = fn()
         best = min(best, time.perf_counter() - t)
     return best, out
+
+
+def export_revision(rev: str) -> Path:
+    """``imcnoise/`` as it is at git revision ``rev``, in a temporary folder (importable: put it on PYTHONPATH)."""
+    root = Path(tempfile.mkdtemp(prefix="imcnoise-at-"))
+    data = subprocess.run(["git", "-C", str(REPO), "archive", rev, "imcnoise"], check=True, capture_output=True).stdout
+    tar = root / "src.tar"
+    tar.write_bytes(data)
+    with tarfile.open(tar) as t:
+        t.extractall(root, filter="data")
+    return root
+
+
+def json_child(src: Path, code: str, argv) -> dict:
+    """Run ``code`` in a child process that imports imcnoise from ``src``; its last stdout line, as JSON."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    r = subprocess.run([sys.executable, "-c", code, *map(str, argv)], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"child at {src} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])

@@ -17,15 +17,8 @@ same bits.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-import tarfile
-import tempfile
-from pathlib import Path
 
-from _common import REPO, machine
+from _common import REPO, export_revision, json_child, machine
 
 CHILD = r"""
 import hashlib, json, sys, time
@@ -59,26 +52,6 @@ print(json.dumps(out))
 """
 
 
-def export(rev: str) -> Path:
-    """``imcnoise/`` at ``rev`` in a temporary folder (importable)."""
-    root = Path(tempfile.mkdtemp(prefix="imcnoise-at-"))
-    data = subprocess.run(["git", "-C", str(REPO), "archive", rev, "imcnoise"], check=True, capture_output=True).stdout
-    tar = root / "src.tar"
-    tar.write_bytes(data)
-    with tarfile.open(tar) as t:
-        t.extractall(root, filter="data")
-    return root
-
-
-def child(src: Path, args) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    r = subprocess.run([sys.executable, "-c", CHILD, str(args.chips), str(args.repeat), args.chip,
-                        str(REPO / "imcnoise" / "checkpoints")], env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"child at {src} failed:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chips", type=int, default=4)
@@ -87,13 +60,13 @@ def main():
     ap.add_argument("--against", default="2300a8c", help="git revision of the baseline (default: before the table-lookup programming)")
     ap.add_argument("--chip", default="default", help="default | a chip YAML")
     args = ap.parse_args()
-    base = export(args.against)
+    base = export_revision(args.against)
     print(f"machine: {machine()}\n{args.chips} chips per build, best of {args.repeat} builds per child, {args.rounds} "
           f"alternating rounds; baseline imcnoise/ at {args.against}; chip {args.chip}\n")
     runs = {"baseline": [], "checkout": []}
     for _ in range(args.rounds):
-        runs["baseline"].append(child(base, args))
-        runs["checkout"].append(child(REPO, args))
+        for name, src in (("baseline", base), ("checkout", REPO)):
+            runs[name].append(json_child(src, CHILD, [args.chips, args.repeat, args.chip, REPO / "imcnoise" / "checkpoints"]))
     print("| model | baseline s per chip | this checkout s per chip | speed-up | identical |\n|---|---|---|---|---|")
     for kind in ("bsnn", "bnn"):
         b = min(r[kind]["seconds"] for r in runs["baseline"]) / args.chips

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ...runtime import compiled
 from ...seeding import derive_seed, generator
 from ..config import AnalogConfig, cell_off_ratio
 from ..physics.calibration import LatchCalibration, LayerLines, LineCalibration, calibration_scheme, trimmed_offsets
@@ -47,6 +48,27 @@ def samples_per_chunk(reads_per_sample: int) -> int:
     if budget <= 0:
         return 1 << 62
     return max(1, budget // max(1, reads_per_sample))
+
+
+def _line_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per line (the last two axes, ``[S, rows]``) of one chip's reads ``x`` (``[N, L, S, rows]``, units
+    of G_on): the sum of round(x 2**12) (grid steps) and of round(x 8)**2 (squares in steps of 1/8
+    unit), both in float64 -- exact: every term is an integer, |round(x 2**12)| < 2**20 and
+    round(x 8)**2 < 2**22, so a sum over N L < 2**30 terms stays below 2**53."""
+    q = torch.round(x * GRID).sum(dim=(0, 1), dtype=torch.float64)
+    c = torch.round(x * _COARSE)
+    return q, (c * c).sum(dim=(0, 1), dtype=torch.float64)
+
+
+line_sums = compiled(_line_sums, work=lambda x: x.numel())
+
+
+@compiled(work=lambda x: x.numel())
+def held_squares(x: torch.Tensor) -> torch.Tensor:
+    """Per sample of one chip's held-slot reads ``x`` (``[N, L, S, rows]``): the sum of
+    round(x 2**12)**2 in int64 (exact: integer arithmetic)."""
+    q = torch.round(x * GRID).to(torch.int64)
+    return (q * q).sum(dim=(1, 2, 3))
 
 
 def driven_inputs(layer: XnorLayer, bits: torch.Tensor) -> int:
@@ -281,7 +303,8 @@ class AnalogEngine(Engine):
         grid: counted in grid steps as integers, the sums are exact and do not depend on how images
         or chips were batched. Current / bitwise sensing: the summed signal, and the squared held
         slot per sample; voltage sensing: per line the summed signal and (in steps of 1/8 unit) its
-        square, of every read and of the held slot."""
+        square, of every read and of the held slot. One fused pass per slot (:func:`line_sums`,
+        :func:`held_squares`)."""
         kc = signals[0].shape[1]
         held = len(signals) == 2
         voltage = self.scheme.name == "voltage"
@@ -293,17 +316,17 @@ class AnalogEngine(Engine):
                 a["driven"] += sum(driven_inputs(layer, x[:, min(i, x.shape[1] - 1)]) for x in slots)
             for s, t in enumerate(signals):
                 x = t[:, i]
-                q = torch.round(x * GRID).to(torch.int64)  # exact
-                a["units"] += int(q.sum())
+                q_sum, c_sq = line_sums(x)  # [S, rows] each, exact integers in float64
+                q_sum = q_sum.to(torch.int64)
+                a["units"] += int(q_sum.sum())
                 if voltage:
-                    c = torch.round(x * _COARSE).to(torch.int64)
-                    a["line_sum"] = a["line_sum"] + q.sum(dim=(0, 1))  # [S, rows]
-                    a["line_sq"] = a["line_sq"] + (c * c).sum(dim=(0, 1))
+                    c_sq = c_sq.to(torch.int64)
+                    a["line_sum"] = a["line_sum"] + q_sum
+                    a["line_sq"] = a["line_sq"] + c_sq
                     if s == 0 and held:
-                        a["held_sq"] = a["held_sq"] + (c * c).sum(dim=(0, 1))
+                        a["held_sq"] = a["held_sq"] + c_sq
                 elif s == 0 and held:
-                    per_sample = (q * q).sum(dim=(1, 2, 3))  # [N], < 2**62 each
-                    a["held"] += sum(per_sample.tolist())
+                    a["held"] += sum(held_squares(x).tolist())  # [N], < 2**62 each
 
     def activity_per_inference(self, counts: dict[int, dict], images: int, chip: int = 0) -> dict[int, LayerActivity]:
         """Chip ``chip``'s recorded activity (integer sums) per inference, in units of the cell's G_on."""
