@@ -54,10 +54,12 @@ def _line_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per line (the last two axes, ``[S, rows]``) of one chip's reads ``x`` (``[N, L, S, rows]``, units
     of G_on): the sum of round(x 2**12) (grid steps) and of round(x 8)**2 (squares in steps of 1/8
     unit), both in float64 -- exact: every term is an integer, |round(x 2**12)| < 2**20 and
-    round(x 8)**2 < 2**22, so a sum over N L < 2**30 terms stays below 2**53."""
-    q = torch.round(x * GRID).sum(dim=(0, 1), dtype=torch.float64)
+    round(x 8)**2 < 2**22, so a sum over N L < 2**30 terms stays below 2**53. Summed over positions
+    first, then samples: each sample's reads are one contiguous block, which the compiled loop
+    walks 1.5-2.5x faster than the whole tensor column by column (measured on 4 M-read chunks)."""
+    q = torch.round(x * GRID).sum(dim=1, dtype=torch.float64)
     c = torch.round(x * _COARSE)
-    return q, (c * c).sum(dim=(0, 1), dtype=torch.float64)
+    return q.sum(dim=0), (c * c).sum(dim=1, dtype=torch.float64).sum(dim=0)
 
 
 line_sums = compiled(_line_sums, work=lambda x: x.numel())
