@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -65,3 +66,34 @@ def json_child(src: Path, code: str, argv) -> dict:
     if r.returncode != 0:
         raise SystemExit(f"child at {src} failed:\n{r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def alternating_children(against: str, code: str, argv, rounds: int) -> dict[str, list[dict]]:
+    """``code`` run ``rounds`` times with ``imcnoise/`` at git revision ``against`` (the baseline) and from
+    this checkout, alternating (baseline, checkout, baseline, ...) so that a change in machine load hits
+    both alike: {"baseline": [json, ...], "checkout": [json, ...]}."""
+    base = export_revision(against)
+    runs = {"baseline": [], "checkout": []}
+    for _ in range(rounds):
+        for name, src in (("baseline", base), ("checkout", REPO)):
+            runs[name].append(json_child(src, code, argv))
+    return runs
+
+
+def best_of(runs: dict[str, list[dict]], name: str, kind: str, key: str) -> float:
+    """The smallest ``key`` (seconds) of model ``kind`` over the ``name`` ("baseline" / "checkout") runs."""
+    return min(r[kind][key] for r in runs[name])
+
+
+def identical(runs: dict[str, list[dict]], kind: str) -> bool:
+    """Whether every run, baseline and checkout, gave model ``kind`` the same result hash."""
+    return len({r[kind]["sha256"] for v in runs.values() for r in v}) == 1
+
+
+def against_revision_parser(doc: str, against: str, why: str) -> argparse.ArgumentParser:
+    """The options every this-checkout-against-a-revision benchmark takes: --rounds, --against, --chip."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating baseline / checkout rounds")
+    ap.add_argument("--against", default=against, help=f"git revision of the baseline (default: {why})")
+    ap.add_argument("--chip", default="default", help="default | a chip YAML")
+    return ap

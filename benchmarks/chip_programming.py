@@ -16,9 +16,7 @@ same bits.
 
 from __future__ import annotations
 
-import argparse
-
-from _common import REPO, export_revision, json_child, machine
+from _common import REPO, against_revision_parser, alternating_children, best_of, identical, machine
 
 CHILD = r"""
 import hashlib, json, sys, time
@@ -53,26 +51,17 @@ print(json.dumps(out))
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = against_revision_parser(__doc__, "2300a8c", "before the table-lookup programming")
     ap.add_argument("--chips", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2, help="alternating baseline / checkout rounds")
-    ap.add_argument("--against", default="2300a8c", help="git revision of the baseline (default: before the table-lookup programming)")
-    ap.add_argument("--chip", default="default", help="default | a chip YAML")
     args = ap.parse_args()
-    base = export_revision(args.against)
     print(f"machine: {machine()}\n{args.chips} chips per build, best of {args.repeat} builds per child, {args.rounds} "
           f"alternating rounds; baseline imcnoise/ at {args.against}; chip {args.chip}\n")
-    runs = {"baseline": [], "checkout": []}
-    for _ in range(args.rounds):
-        for name, src in (("baseline", base), ("checkout", REPO)):
-            runs[name].append(json_child(src, CHILD, [args.chips, args.repeat, args.chip, REPO / "imcnoise" / "checkpoints"]))
+    runs = alternating_children(args.against, CHILD, [args.chips, args.repeat, args.chip, REPO / "imcnoise" / "checkpoints"], args.rounds)
     print("| model | baseline s per chip | this checkout s per chip | speed-up | identical |\n|---|---|---|---|---|")
     for kind in ("bsnn", "bnn"):
-        b = min(r[kind]["seconds"] for r in runs["baseline"]) / args.chips
-        c = min(r[kind]["seconds"] for r in runs["checkout"]) / args.chips
-        same = len({r[kind]["sha256"] for v in runs.values() for r in v}) == 1
-        print(f"| {kind} | {b:.3f} | {c:.3f} | {b / c:.2f}x | {same} |")
+        b, c = (best_of(runs, name, kind, "seconds") / args.chips for name in ("baseline", "checkout"))
+        print(f"| {kind} | {b:.3f} | {c:.3f} | {b / c:.2f}x | {identical(runs, kind)} |")
 
 
 if __name__ == "__main__":

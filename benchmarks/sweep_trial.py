@@ -15,9 +15,7 @@ predictions, spike rates and activity per inference, and the script checks both 
 
 from __future__ import annotations
 
-import argparse
-
-from _common import REPO, export_revision, json_child, machine
+from _common import REPO, against_revision_parser, alternating_children, best_of, identical, machine
 
 CHILD = r"""
 import hashlib, json, sys, time
@@ -55,29 +53,21 @@ print(json.dumps(out))
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = against_revision_parser(__doc__, "HEAD", "the last commit")
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--chips", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=2, help="alternating baseline / checkout rounds")
-    ap.add_argument("--against", default="HEAD", help="git revision of the baseline (default: the last commit)")
-    ap.add_argument("--chip", default="default", help="default | a chip YAML")
     args = ap.parse_args()
-    base = export_revision(args.against)
     print(f"machine: {machine()}\n{args.chips} chips x {args.images} images per evaluation, best of 2 per child, {args.rounds} "
           f"alternating rounds; baseline imcnoise/ at {args.against}; chip {args.chip}\n")
-    runs = {"baseline": [], "checkout": []}
-    for _ in range(args.rounds):
-        for name, src in (("baseline", base), ("checkout", REPO)):
-            runs[name].append(json_child(src, CHILD, [args.images, args.chips, args.chip, REPO / "imcnoise" / "checkpoints"]))
+    runs = alternating_children(args.against, CHILD, [args.images, args.chips, args.chip, REPO / "imcnoise" / "checkpoints"], args.rounds)
     work = args.chips * args.images
     print("| model | ms per chip-image, baseline: with activity / without | this checkout: with / without | "
           "speed-up with activity | identical |\n|---|---|---|---|---|")
     for kind in ("bsnn", "bnn"):
-        b = {k: 1e3 * min(r[kind][k] for r in runs["baseline"]) / work for k in ("activity", "plain")}
-        c = {k: 1e3 * min(r[kind][k] for r in runs["checkout"]) / work for k in ("activity", "plain")}
-        same = len({r[kind]["sha256"] for v in runs.values() for r in v}) == 1
+        b, c = ({k: 1e3 * best_of(runs, name, kind, k) / work for k in ("activity", "plain")}
+                for name in ("baseline", "checkout"))
         print(f"| {kind} | {b['activity']:.2f} / {b['plain']:.2f} | {c['activity']:.2f} / {c['plain']:.2f} | "
-              f"{b['activity'] / c['activity']:.2f}x | {same} |")
+              f"{b['activity'] / c['activity']:.2f}x | {identical(runs, kind)} |")
 
 
 if __name__ == "__main__":
