@@ -8,7 +8,9 @@ scratch directory laid out like a fresh clone (the repository's code, scenarios,
 checkpoints linked, ``results/`` copied so re-reporting it changes nothing here). Only sizes are
 changed, by appending options the command already has (``--epochs 1``, ``--limit``, ``--trials``,
 ``--images``) and an ``--out`` for sweeps: a command that fails, or a path the README names that a
-fresh clone lacks, fails this test.
+fresh clone lacks, fails this test. The commands run with eager kernels (``IMCNOISE_COMPILE=0``):
+compiling the fused kernels in each of the fifteen processes cost 40 % of this test's time on four
+images, and that compiled and eager kernels give the same bits is tests/test_noise_streams.py's job.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def test_every_using_it_command_and_snippet_runs_from_a_fresh_layout(tmp_path):
     for name in ("imcnoise", "scenarios", "examples", "benchmarks", "scripts"):
         (work / name).symlink_to(REPO_ROOT / name)
     shutil.copytree(REPO_ROOT / "results", work / "results")
-    env = {**os.environ, "IMCNOISE_TEST_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "IMCNOISE_TEST_THREADS": "1", "OMP_NUM_THREADS": "1", "IMCNOISE_COMPILE": "0"}
     for i, cmd in enumerate(shell):
         argv = tiny(cmd, i, tmp_path)
         r = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=600)
