@@ -132,6 +132,9 @@ MUTATIONS = [
     M("reuse-any-point", "trials reused from a source point whose configuration differs",
       "scripts/reuse_trials.py", "if set(config) != set(want) or not all(_same(config[k], want[k]) for k in want):",
       "if False:", ("tests/test_sweep.py::test_reused_trials_give_the_tables_of_a_full_run",)),
+    M("reuse-ignores-trials", "reuse_trials reads the scenario's own chip count, not --trials",
+      "scripts/reuse_trials.py", 'for k, v in (("trials", args.trials), ("dataset.limit", args.limit)) if v is not None]',
+      'for k, v in (("dataset.limit", args.limit),) if v is not None]', ("tests/test_sweep.py::test_reused_trials_give_the_tables_of_a_full_run",)),
     # ---- the engines' arithmetic
     M("normal-table-scale", "the per-read normals 1 % too wide",
       "imcnoise/imc/physics/noise.py", "t = torch.special.ndtri(q).to(dtype)", "t = (torch.special.ndtri(q) * 1.01).to(dtype)",

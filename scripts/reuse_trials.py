@@ -12,6 +12,10 @@ points it does not find, and its tables are what a full run gives (``--verify`` 
 points both have computed).
 
     .venv/bin/python scripts/reuse_trials.py SCENARIO --out DIR --from RESULTS_DIR [RESULTS_DIR ...] [--verify]
+        [--trials N] [--limit N]
+
+``--trials`` / ``--limit`` override the scenario's as the sweep's own options do (give the sweep the same ones:
+the store records the scenario it was made for).
 
 A source point is reused only if its configuration equals the destination point's field for field,
 each model's checkpoint hash is the same, and the image count agrees; of its trials the first n are
@@ -114,8 +118,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True, help="the destination sweep's output directory")
     ap.add_argument("--from", dest="sources", type=Path, nargs="+", required=True, help="result directories with trials.parquet")
     ap.add_argument("--verify", action="store_true", help="compare with points the destination already computed; write nothing")
+    ap.add_argument("--trials", type=int, default=None, help="chip instances per point (the sweep's --trials)")
+    ap.add_argument("--limit", type=int, default=None, help="images (the sweep's --limit)")
     args = ap.parse_args()
-    sc, _ = load_scenario(args.scenario)
+    overrides = [(k, v) for k, v in (("trials", args.trials), ("dataset.limit", args.limit)) if v is not None]
+    sc, _ = load_scenario(args.scenario, overrides)
     prep = prepare(sc, args.scenario.parent, args.out)
     base_data = load_data(sc, sc.dataset.limit)
     sources = []

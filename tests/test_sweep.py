@@ -490,22 +490,24 @@ def test_reused_trials_give_the_tables_of_a_full_run(tmp_path, ckpts):
     with 2 chips per point; B asks for 3. B's store seeded with A's shipped trials.parquet (trials 0-1 of
     that point), then swept, holds exactly the rows of B run in full (every field but wall time, finish
     time and versions): the reused trials were the same computation, and the sweep added trial 2. A point
-    whose configuration differs (spread 0.0 of A against 0.1 of B) is not taken."""
+    whose configuration differs (spread 0.0 of A against 0.1 of B) is not taken. B's file says 2 chips and
+    every command raises it to 3 with ``--trials 3``, as the full-size design space raises its file's 4."""
     axes = lambda v: [{"paths": ["chip.device.sigma_r_p", "chip.device.sigma_r_ap"], "values": v}]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = write_scenario(tmp_path / "a" / "s.yaml", ckpts, **{"sweep.axes": axes([0.0, 0.05]), "trials": 2})
-    b = write_scenario(tmp_path / "b" / "s.yaml", ckpts, **{"sweep.axes": axes([0.05, 0.1]), "trials": 3})
-    assert run_cli(a).exit_code == 0 and run_cli(b, "--out", tmp_path / "full").exit_code == 0
+    b = write_scenario(tmp_path / "b" / "s.yaml", ckpts, **{"sweep.axes": axes([0.05, 0.1]), "trials": 2})
+    assert run_cli(a).exit_code == 0 and run_cli(b, "--trials", 3, "--out", tmp_path / "full").exit_code == 0
     script = Path(__file__).resolve().parents[1] / "scripts" / "reuse_trials.py"
-    r = subprocess.run([sys.executable, str(script), str(b), "--out", str(tmp_path / "reused"), "--from", str(tmp_path / "a" / "out")],
+    r = subprocess.run([sys.executable, str(script), str(b), "--out", str(tmp_path / "reused"), "--from", str(tmp_path / "a" / "out"),
+                        "--trials", "3"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "1 of 2 points reused" in r.stdout, r.stdout + r.stderr
     assert "point 0 (" in r.stdout and "point 1 (" not in r.stdout, r.stdout  # B's 0.05 is its point 0
     assert "trials 0-1 (4 rows)" in r.stdout and "the sweep runs trials 2-2" in r.stdout, r.stdout
     assert len(trials_of(tmp_path / "reused")) == 4  # one point, 2 trials x 2 models, before B runs
-    assert run_cli(b, "--out", tmp_path / "reused").exit_code == 0
+    assert run_cli(b, "--trials", 3, "--out", tmp_path / "reused").exit_code == 0
     pd.testing.assert_frame_equal(trials_of(tmp_path / "reused"), trials_of(tmp_path / "full"))
     v = subprocess.run([sys.executable, str(script), str(b), "--out", str(tmp_path / "full"), "--from", str(tmp_path / "a" / "out"),
-                        "--verify"], capture_output=True, text=True, timeout=600)
+                        "--trials", "3", "--verify"], capture_output=True, text=True, timeout=600)
     assert v.returncode == 0 and "identical in every compared field" in v.stdout, v.stdout + v.stderr
