@@ -97,3 +97,20 @@ def against_revision_parser(doc: str, against: str, why: str) -> argparse.Argume
     ap.add_argument("--against", default=against, help=f"git revision of the baseline (default: {why})")
     ap.add_argument("--chip", default="default", help="default | a chip YAML")
     return ap
+
+
+# The start of every child a this-checkout-against-a-revision benchmark runs: one torch thread, and
+# ``chip_config(name)``: the default chip for "default", else the chip YAML at that path.
+CHILD_PRELUDE = r"""
+import hashlib, json, sys, time
+import torch
+torch.set_num_threads(1)
+from imcnoise.imc import AnalogConfig, FastChipBatch, evaluate, fold_checkpoint
+
+
+def chip_config(name):
+    if name == "default":
+        return AnalogConfig()
+    from imcnoise.training.hw_aware import load_chip
+    return load_chip(name)
+"""

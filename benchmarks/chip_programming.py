@@ -16,19 +16,10 @@ same bits.
 
 from __future__ import annotations
 
-from _common import REPO, against_revision_parser, alternating_children, best_of, identical, machine
+from _common import CHILD_PRELUDE, REPO, against_revision_parser, alternating_children, best_of, identical, machine
 
-CHILD = r"""
-import hashlib, json, sys, time
-import torch
-torch.set_num_threads(1)
-from imcnoise.imc import AnalogConfig, FastChipBatch, fold_checkpoint
-chips, repeat, chip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-if chip == "default":
-    cfg = AnalogConfig()
-else:
-    from imcnoise.training.hw_aware import load_chip
-    cfg = load_chip(chip)
+CHILD = CHILD_PRELUDE + r"""
+chips, repeat, cfg = int(sys.argv[1]), int(sys.argv[2]), chip_config(sys.argv[3])
 out = {}
 for kind in ("bsnn", "bnn"):
     prog = fold_checkpoint(sys.argv[4] + f"/fmnist-{kind}/model.pt")

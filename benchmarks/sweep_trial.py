@@ -15,20 +15,11 @@ predictions, spike rates and activity per inference, and the script checks both 
 
 from __future__ import annotations
 
-from _common import REPO, against_revision_parser, alternating_children, best_of, identical, machine
+from _common import CHILD_PRELUDE, REPO, against_revision_parser, alternating_children, best_of, identical, machine
 
-CHILD = r"""
-import hashlib, json, sys, time
-import torch
-torch.set_num_threads(1)
+CHILD = CHILD_PRELUDE + r"""
 from imcnoise.data import load_dataset
-from imcnoise.imc import AnalogConfig, FastChipBatch, evaluate, fold_checkpoint
-images, chips, chip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-if chip == "default":
-    cfg = AnalogConfig()
-else:
-    from imcnoise.training.hw_aware import load_chip
-    cfg = load_chip(chip)
+images, chips, cfg = int(sys.argv[1]), int(sys.argv[2]), chip_config(sys.argv[3])
 data = load_dataset("fashion-mnist", "test").subset(images)
 out = {}
 for kind in ("bsnn", "bnn"):
